@@ -1,0 +1,232 @@
+"""The cluster definition (stack.yaml) as a pydantic model.
+
+Structure only: types, ranges and forbidden extra keys. Checks that look across the definition
+(unique names, overlapping subnets, one controller site) live in :mod:`hpcstack.validate`.
+Derived values (node names, addresses) are computed here as plain properties so every renderer
+reads the same answer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# A Slurm hostname: RFC 1123 label, lower case, starts with a letter.
+HOSTNAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+# A site name must be usable as a file name and as part of a compose project name.
+SITE_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
+CLUSTER_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,19}$")
+RELEASE_RE = re.compile(r"^\d{2}\.\d{2}$")
+
+# Which Debian suite ships each Slurm release (see docs/decisions/0001-debian-packages.md).
+SLURM_SUITES: dict[str, str] = {"24.11": "trixie", "26.05": "forky"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Images(Strict):
+    """Where images come from: `registry/prefix-NAME:tag` (registry may be empty)."""
+
+    registry: str = Field("", description="e.g. ghcr.io/my-lab; empty means local only")
+    prefix: str = Field("hpcstack", pattern=r"^[a-z0-9][a-z0-9._/-]*$")
+    tag: str = Field("0.1.0", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+    base: str = Field("", description="base image; default debian:<suite>-slim")
+
+    def ref(self, name: str) -> str:
+        repo = f"{self.prefix}-{name}" if self.prefix else name
+        if self.registry:
+            repo = f"{self.registry.rstrip('/')}/{repo}"
+        return f"{repo}:{self.tag}"
+
+
+GpuIndices = list[Annotated[int, Field(ge=0, le=63)]]
+
+
+class NodeGroup(Strict):
+    """One node, or `count` nodes named `prefix1..prefixN`."""
+
+    name: str | None = None
+    prefix: str | None = None
+    count: int = Field(1, ge=1, le=256)
+    cpus: int = Field(1, ge=1, le=1024)
+    memory_mb: int = Field(1024, ge=256, le=16 * 1024 * 1024)
+    gpus: int | GpuIndices | Literal["auto"] = 0
+    gpu_type: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,30}$")
+    features: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]] = []
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpu_count_in_range(cls, v: int | list[int] | str) -> int | list[int] | str:
+        if isinstance(v, int) and not 0 <= v <= 64:
+            raise ValueError("GPU count must be between 0 and 64")
+        if isinstance(v, list) and len(set(v)) != len(v):
+            raise ValueError("GPU indices must not repeat")
+        return v
+
+    @model_validator(mode="after")
+    def _name_or_prefix(self) -> NodeGroup:
+        if (self.name is None) == (self.prefix is None):
+            raise ValueError("give exactly one of 'name' (one node) or 'prefix' (with 'count')")
+        if self.name is not None and self.count != 1:
+            raise ValueError("'count' needs 'prefix', not 'name'")
+        return self
+
+    @property
+    def node_names(self) -> list[str]:
+        if self.name is not None:
+            return [self.name]
+        return [f"{self.prefix}{i}" for i in range(1, self.count + 1)]
+
+    @property
+    def gpu_indices(self) -> list[int]:
+        """Host GPU indices given to each node of this group ('auto' is resolved earlier)."""
+        if isinstance(self.gpus, list):
+            return list(self.gpus)
+        if isinstance(self.gpus, int):
+            return list(range(self.gpus))
+        return []
+
+    @property
+    def gpu_count(self) -> int:
+        return len(self.gpu_indices)
+
+
+class Site(Strict):
+    name: str
+    role: Literal["cloud", "local"]
+    subnet: str = Field(description="the site's Docker network, e.g. 172.28.1.0/24")
+    overlay: str | None = Field(None, description="tunnel addresses for this site (default: derived)")
+    nodes: list[NodeGroup] = []
+
+    @field_validator("subnet", "overlay")
+    @classmethod
+    def _is_network(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            net = ipaddress.IPv4Network(v, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"not an IPv4 network in CIDR form: {exc}") from None
+        if net.prefixlen > 28:
+            raise ValueError("network too small: use a /28 or larger")
+        return v
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.subnet)
+
+    @property
+    def node_names(self) -> list[str]:
+        return [n for g in self.nodes for n in g.node_names]
+
+
+class Controller(Strict):
+    site: str = "cloud"
+
+
+class Tunnel(Strict):
+    """How local sites reach the controller: WireGuard (default) or reverse SSH."""
+
+    mode: Literal["wireguard", "ssh"] = "wireguard"
+    subnet: str = Field("10.99.0.0/16", description="overlay network for every Slurm daemon")
+    endpoint: str = Field(
+        "host.docker.internal",
+        description="address or DNS name local sites dial to reach the cloud site",
+    )
+    port: int = Field(51820, ge=1, le=65535)
+    mtu: int = Field(1380, ge=1280, le=1500)
+    keepalive: int = Field(15, ge=1, le=300)
+
+    @field_validator("subnet")
+    @classmethod
+    def _is_network(cls, v: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(v, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"not an IPv4 network in CIDR form: {exc}") from None
+        if net.prefixlen > 20:
+            raise ValueError("overlay too small: use a /20 or larger")
+        return v
+
+
+class Monitoring(Strict):
+    enabled: bool = True
+    retention: str = Field("15d", pattern=r"^\d+[hdwy]$")
+    scrape_interval: str = Field("30s", pattern=r"^\d+[smh]$")
+    grafana: bool = True
+    dcgm: bool = True
+
+
+class Aws(Strict):
+    region: str = Field("eu-west-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    vpc_cidr: str = "10.0.0.0/16"
+    public_subnet_cidr: str = "10.0.2.0/24"
+    private_subnet_cidr: str = "10.0.1.0/24"
+    availability_zone: str = ""
+    trusted_cidrs: list[str] = Field([], description="who may SSH to the bastion")
+    local_site_cidrs: list[str] = Field([], description="public addresses of the local sites")
+    controller_instance_type: str = "t3.medium"
+    bastion_instance_type: str = "t3.micro"
+    controller_volume_gb: int = Field(30, ge=8, le=16384)
+    key_name: str = ""
+    ssh_user: str = "admin"
+
+
+class Cluster(Strict):
+    name: str = "hpcstack"
+    slurm_release: str = "26.05"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not CLUSTER_NAME_RE.match(v):
+            raise ValueError(
+                "cluster name must be 1-20 lower-case letters and digits, starting with a letter "
+                "(Slurm's ClusterName rules)"
+            )
+        return v
+
+    @field_validator("slurm_release")
+    @classmethod
+    def _release(cls, v: str) -> str:
+        if v not in SLURM_SUITES:
+            known = ", ".join(sorted(SLURM_SUITES))
+            raise ValueError(f"Slurm release {v!r} is not packaged by Debian; choose one of {known}")
+        return v
+
+    @property
+    def debian_suite(self) -> str:
+        return SLURM_SUITES[self.slurm_release]
+
+
+class Stack(Strict):
+    cluster: Cluster = Cluster()
+    controller: Controller = Controller()
+    images: Images = Images()
+    tunnel: Tunnel = Tunnel()
+    monitoring: Monitoring = Monitoring()
+    aws: Aws = Aws()
+    sites: list[Site] = Field(min_length=1)
+
+    def site(self, name: str) -> Site:
+        for s in self.sites:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    @property
+    def controller_site(self) -> Site:
+        return self.site(self.controller.site)
+
+    @property
+    def compute_sites(self) -> list[Site]:
+        return [s for s in self.sites if s.nodes]
+
+    @property
+    def base_image(self) -> str:
+        return self.images.base or f"debian:{self.cluster.debian_suite}-slim"

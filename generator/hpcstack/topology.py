@@ -1,0 +1,204 @@
+"""The resolved plan: every address, name and GPU assignment, derived once from a valid Stack.
+
+Renderers read a Plan, never re-derive. Addresses are a pure function of the definition (site
+order included), so output is deterministic.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from functools import cached_property
+
+from .model import Site, Stack
+from .validate import FIRST_NODE_HOST
+
+# Fixed host numbers for services on a site's Docker network.
+SERVICE_HOSTS: dict[str, int] = {
+    "db": 10,
+    "slurmdbd": 11,
+    "slurmctld": 12,
+    "tunnel": 13,
+    "prometheus": 14,
+    "grafana": 15,
+    "node-exporter": 16,
+    "slurm-exporter": 17,
+    "dcgm-exporter": 18,
+    "sshd": 19,
+}
+# Overlay host numbers inside a site's overlay block: hub .1, nodes from .4.
+OVERLAY_HUB_HOST = 1
+OVERLAY_FIRST_NODE = 4
+
+SLURMCTLD_PORT = 6817
+SLURMD_PORT = 6818
+SLURMDBD_PORT = 6819
+SRUN_PORT_RANGE = (60001, 60999)
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str
+    site: str
+    cpus: int
+    memory_mb: int
+    gpu_indices: tuple[int, ...]
+    gpu_type: str | None
+    features: tuple[str, ...]
+    site_ip: str
+    overlay_ip: str | None  # None for nodes on the controller's own site (no tunnel needed)
+
+    @property
+    def addr(self) -> str:
+        """The address Slurm knows the node by."""
+        return self.overlay_ip or self.site_ip
+
+    @property
+    def gres(self) -> str:
+        if not self.gpu_indices:
+            return ""
+        kind = f"gpu:{self.gpu_type}" if self.gpu_type else "gpu"
+        return f"{kind}:{len(self.gpu_indices)}"
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    site: Site
+    index: int
+    project: str
+    network: str
+    overlay: ipaddress.IPv4Network
+    nodes: tuple[NodePlan, ...]
+    is_controller: bool
+
+    @property
+    def name(self) -> str:
+        return self.site.name
+
+    @property
+    def gateway(self) -> str:
+        return str(self.site.network[1])
+
+    def service_ip(self, service: str) -> str:
+        return str(self.site.network[SERVICE_HOSTS[service]])
+
+    @property
+    def tunneled(self) -> bool:
+        """True when this site reaches the controller through the tunnel."""
+        return not self.is_controller
+
+
+@dataclass(frozen=True)
+class Plan:
+    stack: Stack
+    sites: tuple[SitePlan, ...]
+
+    @property
+    def cluster(self) -> str:
+        return self.stack.cluster.name
+
+    @cached_property
+    def controller(self) -> SitePlan:
+        return next(s for s in self.sites if s.is_controller)
+
+    @property
+    def controller_addr(self) -> str:
+        """Where every slurmd, srun and client reaches slurmctld."""
+        return self.controller.service_ip("slurmctld")
+
+    @property
+    def hub_overlay_ip(self) -> str:
+        return str(self.controller.overlay[OVERLAY_HUB_HOST])
+
+    @property
+    def nodes(self) -> tuple[NodePlan, ...]:
+        return tuple(n for s in self.sites for n in s.nodes)
+
+    @property
+    def tunneled_sites(self) -> tuple[SitePlan, ...]:
+        return tuple(s for s in self.sites if s.tunneled)
+
+    @property
+    def routed_networks(self) -> list[str]:
+        """What a local node sends through the tunnel: the overlay and the controller's site."""
+        return [self.stack.tunnel.subnet, self.controller.site.subnet]
+
+    def site(self, name: str) -> SitePlan:
+        for s in self.sites:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def image(self, name: str) -> str:
+        return self.stack.images.ref(name)
+
+
+def _overlay_for(stack: Stack, index: int) -> ipaddress.IPv4Network:
+    site = stack.sites[index]
+    if site.overlay:
+        return ipaddress.IPv4Network(site.overlay)
+    tunnel = ipaddress.IPv4Network(stack.tunnel.subnet)
+    blocks = list(tunnel.subnets(new_prefix=24)) if tunnel.prefixlen <= 24 else [tunnel]
+    return blocks[index % len(blocks)]
+
+
+def _assign_gpus(site: Site) -> dict[str, tuple[int, ...]]:
+    """Host GPU indices per node: explicit lists as given, counts take the next free ones."""
+    taken = {i for g in site.nodes if isinstance(g.gpus, list) for i in g.gpus}
+    out: dict[str, tuple[int, ...]] = {}
+    next_free = 0
+    for group in site.nodes:
+        for node in group.node_names:
+            if isinstance(group.gpus, list):
+                out[node] = tuple(group.gpus)
+                continue
+            want = group.gpus if isinstance(group.gpus, int) else 0
+            got: list[int] = []
+            while len(got) < want:
+                if next_free not in taken:
+                    got.append(next_free)
+                    taken.add(next_free)
+                next_free += 1
+            out[node] = tuple(got)
+    return out
+
+
+def make_plan(stack: Stack) -> Plan:
+    """Resolve a validated Stack into a Plan (call validate first)."""
+    sites = []
+    for index, site in enumerate(stack.sites):
+        is_controller = site.name == stack.controller.site
+        overlay = _overlay_for(stack, index)
+        gpus = _assign_gpus(site)
+        nodes = []
+        k = 0
+        for group in site.nodes:
+            for name in group.node_names:
+                nodes.append(
+                    NodePlan(
+                        name=name,
+                        site=site.name,
+                        cpus=group.cpus,
+                        memory_mb=group.memory_mb,
+                        gpu_indices=gpus[name],
+                        gpu_type=group.gpu_type if gpus[name] else None,
+                        features=(f"site_{site.name}", *group.features),
+                        site_ip=str(site.network[FIRST_NODE_HOST + k]),
+                        overlay_ip=None
+                        if is_controller
+                        else str(overlay[OVERLAY_FIRST_NODE + k]),
+                    )
+                )
+                k += 1
+        sites.append(
+            SitePlan(
+                site=site,
+                index=index,
+                project=f"{stack.cluster.name}-{site.name}",
+                network=f"{stack.cluster.name}-{site.name}",
+                overlay=overlay,
+                nodes=tuple(nodes),
+                is_controller=is_controller,
+            )
+        )
+    return Plan(stack=stack, sites=tuple(sites))

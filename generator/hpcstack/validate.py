@@ -1,0 +1,180 @@
+"""Phase two of validation: meaning. Small named checks over a structurally valid Stack.
+
+Each check returns problems (path + message); the loader adds file positions. All checks run,
+so the user sees every problem at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+
+from .errors import Problem
+from .model import HOSTNAME_RE, SITE_NAME_RE, Stack
+
+Check = Callable[[Stack], Iterator[Problem]]
+CHECKS: list[Check] = []
+
+# Names the generated compose files use for services; a node may not take one.
+RESERVED_NAMES = frozenset(
+    {"slurmctld", "slurmdbd", "db", "prometheus", "grafana", "node-exporter", "dcgm-exporter",
+     "tunnel", "sshd", "localhost", "controller", "slurm-exporter"}
+)
+COMPOSE_PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# Addresses below this in each site subnet are kept for services; nodes start here.
+FIRST_NODE_HOST = 20
+MAX_OVERLAY_SITES = 250
+
+
+def check(fn: Check) -> Check:
+    CHECKS.append(fn)
+    return fn
+
+
+def check_stack(stack: Stack) -> list[Problem]:
+    problems: list[Problem] = []
+    for fn in CHECKS:
+        problems.extend(fn(stack))
+    return problems
+
+
+@check
+def exactly_one_controller_site(stack: Stack) -> Iterator[Problem]:
+    names = [s.name for s in stack.sites]
+    if stack.controller.site not in names:
+        close = difflib.get_close_matches(stack.controller.site, names, n=1)
+        yield Problem(
+            "controller.site",
+            f"no site named {stack.controller.site!r}",
+            hint=f"did you mean {close[0]!r}?" if close else f"sites: {', '.join(names)}",
+        )
+    cloud = [i for i, s in enumerate(stack.sites) if s.role == "cloud"]
+    if len(cloud) != 1:
+        yield Problem(
+            "sites",
+            f"exactly one site must have role 'cloud' (it hosts the controller); found {len(cloud)}",
+        )
+    elif stack.controller.site in names and stack.sites[cloud[0]].name != stack.controller.site:
+        yield Problem(
+            "controller.site",
+            f"the controller must be on the cloud site {stack.sites[cloud[0]].name!r}",
+        )
+
+
+@check
+def site_names_usable(stack: Stack) -> Iterator[Problem]:
+    seen: dict[str, int] = {}
+    for i, site in enumerate(stack.sites):
+        if not SITE_NAME_RE.match(site.name):
+            yield Problem(
+                f"sites[{i}].name",
+                f"site name {site.name!r} must be lower-case letters, digits, '-' or '_', "
+                "start with a letter, at most 31 characters (it names files and a compose project)",
+            )
+        elif not COMPOSE_PROJECT_RE.match(f"{stack.cluster.name}-{site.name}"):
+            yield Problem(f"sites[{i}].name", "not usable in a compose project name")
+        if site.name in seen:
+            yield Problem(
+                f"sites[{i}].name",
+                f"site name {site.name!r} is already used by sites[{seen[site.name]}]",
+            )
+        seen.setdefault(site.name, i)
+
+
+@check
+def node_names_unique_and_valid(stack: Stack) -> Iterator[Problem]:
+    seen: dict[str, str] = {}
+    for i, site in enumerate(stack.sites):
+        for j, group in enumerate(site.nodes):
+            key = "name" if group.name is not None else "prefix"
+            path = f"sites[{i}].nodes[{j}].{key}"
+            for node in group.node_names:
+                if not HOSTNAME_RE.match(node):
+                    yield Problem(
+                        path,
+                        f"node name {node!r} is not a valid Slurm hostname "
+                        "(lower-case letters, digits and '-', starting with a letter)",
+                    )
+                    break
+                if node in RESERVED_NAMES:
+                    yield Problem(path, f"node name {node!r} is reserved for a service")
+                    break
+                if node in seen:
+                    yield Problem(path, f"node name {node!r} is already used at {seen[node]}")
+                    break
+                seen[node] = path
+
+
+@check
+def local_sites_have_nodes(stack: Stack) -> Iterator[Problem]:
+    for i, site in enumerate(stack.sites):
+        if site.role == "local" and not site.nodes:
+            yield Problem(f"sites[{i}].nodes", f"local site {site.name!r} has no compute nodes")
+    if not any(site.nodes for site in stack.sites):
+        yield Problem("sites", "no compute nodes defined in any site")
+
+
+@check
+def subnets_do_not_overlap(stack: Stack) -> Iterator[Problem]:
+    nets: list[tuple[str, ipaddress.IPv4Network]] = []
+    tunnel = ipaddress.IPv4Network(stack.tunnel.subnet)
+    nets.append(("tunnel.subnet", tunnel))
+    for i, site in enumerate(stack.sites):
+        nets.append((f"sites[{i}].subnet", site.network))
+    for i, site in enumerate(stack.sites):
+        if site.overlay is not None:
+            net = ipaddress.IPv4Network(site.overlay)
+            if not net.subnet_of(tunnel):
+                yield Problem(f"sites[{i}].overlay", f"{net} is not inside tunnel.subnet {tunnel}")
+    for a in range(len(nets)):
+        for b in range(a + 1, len(nets)):
+            (pa, na), (pb, nb) = nets[a], nets[b]
+            if na.overlaps(nb):
+                yield Problem(pb, f"{nb} overlaps {pa} ({na})")
+
+
+@check
+def sizes_fit(stack: Stack) -> Iterator[Problem]:
+    for i, site in enumerate(stack.sites):
+        room = site.network.num_addresses - 2 - FIRST_NODE_HOST
+        if len(site.node_names) > room:
+            yield Problem(
+                f"sites[{i}].subnet",
+                f"{site.subnet} holds {max(room, 0)} nodes after the service addresses; "
+                f"site {site.name!r} has {len(site.node_names)}",
+            )
+    if len(stack.sites) > MAX_OVERLAY_SITES:
+        yield Problem("sites", f"at most {MAX_OVERLAY_SITES} sites")
+    for i, site in enumerate(stack.sites):
+        if len(site.node_names) > 250:
+            yield Problem(f"sites[{i}].nodes", "at most 250 nodes per site (one overlay /24)")
+
+
+@check
+def gpus_not_shared(stack: Stack) -> Iterator[Problem]:
+    """Two compute containers on one host never share a GPU."""
+    for i, site in enumerate(stack.sites):
+        owner: dict[int, str] = {}
+        for j, group in enumerate(site.nodes):
+            if not isinstance(group.gpus, list):
+                continue
+            if group.count > 1:
+                yield Problem(
+                    f"sites[{i}].nodes[{j}].gpus",
+                    "an explicit GPU index list is for one node; with 'count' give a number",
+                )
+                continue
+            for idx in group.gpus:
+                if idx in owner:
+                    yield Problem(
+                        f"sites[{i}].nodes[{j}].gpus",
+                        f"GPU {idx} on site {site.name!r} is already given to {owner[idx]}",
+                    )
+                owner[idx] = group.node_names[0]
+        if any(g.gpus == "auto" for g in site.nodes) and sum(1 for g in site.nodes if g.gpus) > 1:
+            yield Problem(
+                f"sites[{i}].nodes",
+                "'gpus: auto' takes every GPU of the host: use it on one node of the site only",
+            )
