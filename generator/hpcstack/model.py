@@ -100,6 +100,11 @@ class Site(Strict):
     name: str
     role: Literal["cloud", "local"]
     subnet: str = Field(description="the site's Docker network, e.g. 172.28.1.0/24")
+    gpu_runtime: Literal["nvidia", "cdi", "mknod"] = Field(
+        "nvidia",
+        description="how GPUs reach containers: the NVIDIA runtime, CDI device names, or "
+        "'mknod' (device nodes without a driver: scheduling tests on hosts without GPUs)",
+    )
     overlay: str | None = Field(None, description="tunnel addresses for this site (default: derived)")
     nodes: list[NodeGroup] = []
 
@@ -180,6 +185,10 @@ class Aws(Strict):
 class Cluster(Strict):
     name: str = "hpcstack"
     slurm_release: str = "26.05"
+    slurmd_timeout: int = Field(
+        60, ge=10, le=3600, description="seconds before a silent node is marked DOWN"
+    )
+    max_nodes: int = Field(1024, ge=1, le=65536, description="MaxNodeCount (dynamic nodes)")
 
     @field_validator("name")
     @classmethod

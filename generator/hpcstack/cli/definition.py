@@ -1,0 +1,79 @@
+"""`hpcstack validate` and `hpcstack generate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from ..generate import generate
+from ..loader import load_stack
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+config_option = click.option(
+    "-c",
+    "--config",
+    "config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("stack.yaml"),
+    show_default=True,
+    help="The cluster definition.",
+)
+
+STATUS_STYLE = {
+    "created": "green",
+    "updated": "yellow",
+    "unchanged": "dim",
+    "removed": "red",
+    "kept-edited": "magenta",
+}
+
+
+@click.command()
+@config_option
+def validate(config: Path) -> None:
+    """Check the definition and report every problem; writes nothing."""
+    stack = load_stack(config)
+    nodes = sum(len(s.node_names) for s in stack.sites)
+    out.print(f"{config}: valid ({len(stack.sites)} sites, {nodes} compute nodes)")
+
+
+@click.command(name="generate")
+@config_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    show_default=True,
+    help="Directory to write compose/, images/, slurm/, ... into.",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.option("--force", is_flag=True, help="Overwrite generated files that were edited by hand.")
+def generate_cmd(config: Path, output: Path, dry_run: bool, force: bool) -> None:
+    """Write per-site compose files, images, Slurm and monitoring config, and secrets."""
+    result = generate(config, output, dry_run=dry_run, force=force)
+    verb = "would be " if dry_run else ""
+    for ch in result.changes:
+        style = STATUS_STYLE.get(ch.status, "")
+        err.print(f"  [{style}]{verb}{ch.status:>9}[/] {ch.path}")
+    for s in result.secrets:
+        if s.status == "created":
+            err.print(f"  [green]{verb}created[/] {s.path.relative_to(output)} (secret)")
+    counts: dict[str, int] = {}
+    for ch in result.changes:
+        counts[ch.status] = counts.get(ch.status, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    err.print(f"{'dry run: ' if dry_run else ''}{summary}")
+    kept = [c.path for c in result.changes if c.status == "kept-edited"]
+    if kept:
+        err.print(f"[magenta]note:[/] {len(kept)} file(s) no longer generated were edited; kept.")
+    if not dry_run:
+        where = "" if output == Path(".") else f"cd {output} && "
+        err.print(f"next: {where}hpcstack up   (or: make up)")
+
+
+COMMANDS = [validate, generate_cmd]

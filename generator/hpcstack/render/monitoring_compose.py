@@ -1,0 +1,160 @@
+"""Compose services for monitoring, merged by the compose renderer into each site's file.
+
+`monitoring_services(plan, site)` returns {"services", "volumes", "secrets", "configs"} for one
+site. Paths are relative to compose/. Nothing is published beyond 127.0.0.1 of the host.
+Prometheus and node_exporter come from Debian-built images; Grafana and dcgm-exporter from
+their upstream images at pinned tags (each can be turned off in stack.yaml).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..topology import Plan, SitePlan
+from .prometheus import PORTS, exporter_addr, gpu_sites
+
+GRAFANA_IMAGE = "grafana/grafana-oss:11.6.0"  # the Grafana build the dashboards are made for
+DCGM_IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3-4.1.3-ubuntu22.04"
+GPU_JOB_DIR = "/run/hpcstack/gpu-jobs"  # the Slurm prolog writes one file per GPU index here
+GRAFANA_SECRET = "grafana_admin_password"
+
+
+def _seconds(duration: str) -> int:
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
+
+
+def _net(site: SitePlan, service: str) -> dict[str, Any]:
+    return {site.network: {"ipv4_address": site.service_ip(service)}}
+
+
+def _built(plan: Plan, name: str) -> dict[str, Any]:
+    return {
+        "image": plan.image(name),
+        "build": {
+            "context": f"../images/{name}",
+            "args": {"BASE_IMAGE": plan.stack.base_image, "APT_OPTIONS": "${APT_OPTIONS:-}"},
+        },
+        "restart": "unless-stopped",
+        "init": False,  # the images run tini themselves
+    }
+
+
+def prometheus_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
+    mon = plan.stack.monitoring
+    return {
+        **_built(plan, "prometheus"),
+        "command": [
+            "--config.file=/etc/prometheus/prometheus.yml",
+            "--storage.tsdb.path=/prometheus",
+            f"--storage.tsdb.retention.time={mon.retention}",
+            f"--web.listen-address=:{PORTS['prometheus']}",
+        ],
+        "volumes": ["../prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
+        "ports": [f"127.0.0.1:{PORTS['prometheus']}:{PORTS['prometheus']}"],
+        "networks": _net(site, "prometheus"),
+    }
+
+
+def grafana_service(site: SitePlan) -> dict[str, Any]:
+    return {
+        "image": GRAFANA_IMAGE,
+        "restart": "unless-stopped",
+        "depends_on": ["prometheus"],
+        "environment": {
+            "GF_SECURITY_ADMIN_USER": "admin",
+            "GF_SECURITY_ADMIN_PASSWORD__FILE": f"/run/secrets/{GRAFANA_SECRET}",
+            "GF_AUTH_ANONYMOUS_ENABLED": "false",
+            "GF_USERS_ALLOW_SIGN_UP": "false",
+            "GF_ANALYTICS_REPORTING_ENABLED": "false",
+            "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
+            "GF_PATHS_PROVISIONING": "/etc/grafana/provisioning",
+        },
+        "secrets": [GRAFANA_SECRET],
+        "volumes": [
+            "../grafana/provisioning:/etc/grafana/provisioning:ro",
+            "../grafana/dashboards:/var/lib/grafana/dashboards:ro",
+            "grafana-data:/var/lib/grafana",
+        ],
+        "ports": ["127.0.0.1:3000:3000"],
+        "healthcheck": {
+            "test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/api/health"],
+            "interval": "15s", "timeout": "5s", "retries": 5, "start_period": "30s",
+        },
+        "networks": _net(site, "grafana"),
+    }
+
+
+def slurm_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
+    interval = _seconds(plan.stack.monitoring.scrape_interval)
+    return {
+        # The controller image carries Slurm's client commands, munge and the exporter package.
+        "image": plan.image("slurmctld"),
+        "restart": "unless-stopped",
+        "depends_on": ["slurmctld"],
+        "command": ["python3", "-m", "hpcstack.exporter", "--port", str(PORTS["slurm-exporter"]),
+                    "--interval", str(interval)],
+        "networks": _net(site, "slurm-exporter"),
+    }
+
+
+def node_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
+    return {
+        **_built(plan, "node-exporter"),
+        "command": [
+            f"--web.listen-address=:{PORTS['node-exporter']}",
+            "--path.procfs=/host/proc",
+            "--path.sysfs=/host/sys",
+            "--path.rootfs=/host/root",
+            "--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|run|var/lib/docker/.+)($|/)",
+        ],
+        "pid": "host",
+        "volumes": ["/proc:/host/proc:ro", "/sys:/host/sys:ro", "/:/host/root:ro,rslave"],
+        "networks": _net(site, "node-exporter"),
+    }
+
+
+def dcgm_exporter_service(site: SitePlan) -> dict[str, Any]:
+    return {
+        "image": DCGM_IMAGE,
+        "restart": "unless-stopped",
+        "command": ["dcgm-exporter", "-f", "/etc/dcgm-exporter/hpcstack-counters.csv",
+                    "--hpc-job-mapping-dir", GPU_JOB_DIR],
+        "configs": [{"source": "dcgm_counters",
+                     "target": "/etc/dcgm-exporter/hpcstack-counters.csv"}],
+        "cap_add": ["SYS_ADMIN"],  # DCGM profiling fields (SM activity) need it
+        "volumes": [f"gpu-jobs:{GPU_JOB_DIR}:ro"],
+        "deploy": {"resources": {"reservations": {"devices": [
+            {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}
+        ]}}},
+        "networks": _net(site, "dcgm-exporter"),
+    }
+
+
+def monitoring_services(plan: Plan, site: SitePlan) -> dict[str, dict[str, Any]]:
+    mon = plan.stack.monitoring
+    out: dict[str, dict[str, Any]] = {"services": {}, "volumes": {}, "secrets": {}, "configs": {}}
+    if not mon.enabled:
+        return out
+    services, volumes = out["services"], out["volumes"]
+    services["node-exporter"] = node_exporter_service(plan, site)
+    if site.is_controller:
+        services["prometheus"] = prometheus_service(plan, site)
+        services["slurm-exporter"] = slurm_exporter_service(plan, site)
+        volumes["prometheus-data"] = {}
+        if mon.grafana:
+            services["grafana"] = grafana_service(site)
+            volumes["grafana-data"] = {}
+            out["secrets"][GRAFANA_SECRET] = {"file": f"../secrets/{GRAFANA_SECRET}"}
+    if mon.dcgm and site in gpu_sites(plan):
+        services["dcgm-exporter"] = dcgm_exporter_service(site)
+        volumes["gpu-jobs"] = {}
+        out["configs"]["dcgm_counters"] = {"file": "../prometheus/dcgm-counters.csv"}
+    return out
+
+
+def scrape_addresses(plan: Plan) -> dict[str, dict[str, str]]:
+    """Per site, the address Prometheus scrapes each exporter at (for the lead's routing)."""
+    return {
+        s.name: {svc: exporter_addr(plan, s, svc) for svc in ("node-exporter", "dcgm-exporter")}
+        for s in plan.sites
+    }

@@ -1,0 +1,169 @@
+"""prometheus/: the scrape configuration from the plan, plus the static rules and their tests.
+
+Which address each exporter is scraped at is decided here, in `scrape_targets`, from the plan:
+services on the controller's site by their Docker address, services on tunneled sites by an
+overlay address (the tunnel is the only path from the cloud site to them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..topology import SLURMCTLD_PORT, Plan, SitePlan
+from . import Artifact, renderer
+from ._jinja import read_static, render_template
+
+PORTS: dict[str, int] = {
+    "prometheus": 9090,
+    "node-exporter": 9100,
+    "slurm-exporter": 9341,
+    "dcgm-exporter": 9400,
+}
+# Free host numbers in each site's overlay block (hub .1, nodes from .4): where a tunneled site's
+# exporters answer. The lead's tunnel renderer gives these addresses to the exporters' network.
+OVERLAY_EXPORTER_HOSTS: dict[str, int] = {"node-exporter": 2, "dcgm-exporter": 3}
+NATIVE_ENDPOINTS = ("jobs", "nodes", "partitions", "scheduler")
+# The native endpoint is an RPC into slurmctld: Slurm advises 60-120 s between scrapes.
+NATIVE_MIN_INTERVAL_S = 60
+RULE_FILES = ("recording.yml", "alerts.yml")
+RULE_TESTS = ("gpus.yml", "hosts.yml", "recording.yml", "slurm.yml", "targets.yml")
+
+
+@dataclass(frozen=True)
+class Target:
+    address: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def exporter_addr(plan: Plan, site: SitePlan, service: str) -> str:
+    """Where Prometheus (on the controller's site) reaches `service` of `site`."""
+    if not site.tunneled:
+        return site.service_ip(service)
+    lead_says = getattr(plan, "site_exporter_addr", None)
+    if callable(lead_says):
+        return str(lead_says(site, service))
+    return str(site.overlay[OVERLAY_EXPORTER_HOSTS[service]])
+
+
+def gpu_sites(plan: Plan) -> list[SitePlan]:
+    return [s for s in plan.sites if any(n.gpu_indices for n in s.nodes)]
+
+
+def native_metrics(plan: Plan) -> bool:
+    """Slurm serves /metrics (MetricsType=metrics/openmetrics) from 25.11 on."""
+    major, minor = (int(x) for x in plan.stack.cluster.slurm_release.split("."))
+    return (major, minor) >= (25, 11)
+
+
+def scrape_targets(plan: Plan) -> dict[str, list[Target]]:
+    """Every scrape job's targets, by job name."""
+    mon = plan.stack.monitoring
+    ctl = plan.controller
+    jobs: dict[str, list[Target]] = {
+        "prometheus": [Target(f"127.0.0.1:{PORTS['prometheus']}")],
+        "node-exporter": [
+            Target(f"{exporter_addr(plan, s, 'node-exporter')}:{PORTS['node-exporter']}",
+                   {"site": s.name})
+            for s in plan.sites
+        ],
+        "slurm-exporter": [
+            Target(f"{ctl.service_ip('slurm-exporter')}:{PORTS['slurm-exporter']}")
+        ],
+    }
+    if native_metrics(plan):
+        jobs["slurmctld"] = [
+            Target(f"{plan.controller_addr}:{SLURMCTLD_PORT}",
+                   {"endpoint": e, "__metrics_path__": f"/metrics/{e}"})
+            for e in NATIVE_ENDPOINTS
+        ]
+    if mon.dcgm and gpu_sites(plan):
+        jobs["dcgm-exporter"] = [
+            Target(f"{exporter_addr(plan, s, 'dcgm-exporter')}:{PORTS['dcgm-exporter']}",
+                   {"site": s.name})
+            for s in gpu_sites(plan)
+        ]
+    return jobs
+
+
+def dcgm_relabel(plan: Plan) -> list[dict[str, Any]]:
+    """One `node` label on every GPU series: the Slurm node that owns the GPU index on its site.
+
+    dcgm-exporter labels series with the host name (`Hostname`, `hostname` on newer builds),
+    but one host may run several Slurm nodes with a GPU subset each, so the GPU index decides.
+    """
+    rules: list[dict[str, Any]] = [
+        {"source_labels": ["hostname"], "regex": "(.+)", "target_label": "node"},
+        {"source_labels": ["Hostname"], "regex": "(.+)", "target_label": "node"},
+    ]
+    for site in gpu_sites(plan):
+        for node in site.nodes:
+            if not node.gpu_indices:
+                continue
+            indices = "|".join(str(i) for i in node.gpu_indices)
+            rules.append({
+                "source_labels": ["site", "gpu"],
+                "regex": f"{re.escape(site.name)};({indices})",
+                "target_label": "node",
+                "replacement": node.name,
+            })
+    rules.append({"action": "labeldrop", "regex": "Hostname|hostname"})
+    return rules
+
+
+def _seconds(duration: str) -> int:
+    value, unit = int(duration[:-1]), duration[-1]
+    return value * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+def _static_configs(targets: list[Target]) -> list[dict[str, Any]]:
+    out = []
+    for t in targets:
+        cfg: dict[str, Any] = {"targets": [t.address]}
+        if t.labels:
+            cfg["labels"] = dict(sorted(t.labels.items()))
+        out.append(cfg)
+    return out
+
+
+def prometheus_config(plan: Plan) -> dict[str, Any]:
+    mon = plan.stack.monitoring
+    targets = scrape_targets(plan)
+    scrape_configs = []
+    for job in ("prometheus", "node-exporter", "slurmctld", "slurm-exporter", "dcgm-exporter"):
+        if job not in targets:
+            continue
+        cfg: dict[str, Any] = {"job_name": job, "static_configs": _static_configs(targets[job])}
+        if job == "slurmctld" and _seconds(mon.scrape_interval) < NATIVE_MIN_INTERVAL_S:
+            cfg["scrape_interval"] = f"{NATIVE_MIN_INTERVAL_S}s"
+        if job == "dcgm-exporter":
+            cfg["metric_relabel_configs"] = dcgm_relabel(plan)
+        scrape_configs.append(cfg)
+    return {
+        "global": {
+            "scrape_interval": mon.scrape_interval,
+            "evaluation_interval": mon.scrape_interval,
+            "external_labels": {"cluster": plan.cluster},
+        },
+        "rule_files": [f"rules/{name}" for name in RULE_FILES],
+        "scrape_configs": scrape_configs,
+    }
+
+
+def static_files() -> Iterator[Artifact]:
+    """Rules, their promtool tests and the dcgm-exporter counters: the same for every plan."""
+    for name in RULE_FILES:
+        yield Artifact(f"prometheus/rules/{name}", read_static(f"prometheus/rules/{name}"))
+    for name in RULE_TESTS:
+        yield Artifact(f"prometheus/tests/{name}", read_static(f"prometheus/tests/{name}"))
+    yield Artifact("prometheus/dcgm-counters.csv", read_static("prometheus/dcgm-counters.csv"))
+
+
+@renderer("prometheus")
+def render_prometheus(plan: Plan) -> Iterable[Artifact]:
+    if not plan.stack.monitoring.enabled:
+        return []
+    text = render_template("prometheus/prometheus.yml.j2", config=prometheus_config(plan))
+    return [Artifact("prometheus/prometheus.yml", text), *static_files()]

@@ -1,0 +1,79 @@
+"""Slurm configuration the controller serves configless: slurm.conf, cgroup.conf, gres.conf,
+and slurmdbd.conf (without the password, which the container adds from its secret)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..topology import SLURMCTLD_PORT, SLURMD_PORT, SLURMDBD_PORT, SRUN_PORT_RANGE, Plan
+from . import Artifact, renderer
+from ._jinja import render_template
+
+DEFAULT_PARTITION = "all"
+DB_NAME = "slurm_acct_db"
+DB_USER = "slurm"
+
+
+def _ports() -> dict[str, str]:
+    return {
+        "slurmctld": str(SLURMCTLD_PORT),
+        "slurmd": str(SLURMD_PORT),
+        "slurmdbd": str(SLURMDBD_PORT),
+        "srun": f"{SRUN_PORT_RANGE[0]}-{SRUN_PORT_RANGE[1]}",
+    }
+
+
+def _device_files(indices: tuple[int, ...]) -> str:
+    """/dev/nvidia[0-1] for a contiguous run, /dev/nvidia[0,2] otherwise."""
+    if len(indices) == 1:
+        return f"/dev/nvidia{indices[0]}"
+    lo, hi = min(indices), max(indices)
+    if list(indices) == list(range(lo, hi + 1)):
+        return f"/dev/nvidia[{lo}-{hi}]"
+    return "/dev/nvidia[" + ",".join(str(i) for i in indices) + "]"
+
+
+def render_slurm_conf(plan: Plan) -> str:
+    compute_sites = [s for s in plan.sites if s.nodes]
+    nodesets = [{"name": f"ns_{s.name}", "feature": f"site_{s.name}"} for s in compute_sites]
+    partitions = [{"name": s.name, "nodes": f"ns_{s.name}", "default": False} for s in compute_sites]
+    partitions.append({"name": DEFAULT_PARTITION, "nodes": "ALL", "default": True})
+    return render_template(
+        "slurm/slurm.conf.j2",
+        cluster=plan.cluster,
+        controller_addr=plan.controller_addr,
+        ports=_ports(),
+        max_node_count=plan.stack.cluster.max_nodes,
+        slurmd_timeout=plan.stack.cluster.slurmd_timeout,
+        nodesets=nodesets,
+        partitions=partitions,
+    )
+
+
+def render_gres_conf(plan: Plan) -> str:
+    gres = [
+        {"node": n.name, "type": n.gpu_type, "files": _device_files(n.gpu_indices)}
+        for n in plan.nodes
+        if n.gpu_indices
+    ]
+    return render_template("slurm/gres.conf.j2", gres=gres)
+
+
+def node_conf(plan: Plan, node_name: str) -> str:
+    """The `slurmd -Z --conf` string a dynamic node registers with."""
+    node = next(n for n in plan.nodes if n.name == node_name)
+    parts = [f"CPUs={node.cpus}", f"RealMemory={node.memory_mb}", f"Feature={','.join(node.features)}"]
+    if node.gres:
+        parts.append(f"Gres={node.gres}")
+    return " ".join(parts)
+
+
+@renderer("slurm")
+def render_slurm(plan: Plan) -> Iterable[Artifact]:
+    yield Artifact("slurm/slurm.conf", render_slurm_conf(plan))
+    yield Artifact("slurm/cgroup.conf", render_template("slurm/cgroup.conf.j2"))
+    yield Artifact("slurm/gres.conf", render_gres_conf(plan))
+    yield Artifact(
+        "slurm/slurmdbd.conf",
+        render_template("slurm/slurmdbd.conf.j2", ports=_ports(), db_name=DB_NAME, db_user=DB_USER),
+    )

@@ -1,0 +1,1 @@
+"""One choke point per external tool (nvidia-smi, host probes, docker, aws, ssh)."""

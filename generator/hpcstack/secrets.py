@@ -1,0 +1,123 @@
+"""Per-cluster secrets under <output>/secrets: made once, never overwritten, never logged.
+
+Layout (the directory is 0700):
+  munge.key                 1 KiB random, 0400
+  db_password               0600
+  grafana_admin_password    0600 (when Grafana is on)
+  wireguard/<peer>.key      WireGuard private key, 0600
+  wireguard/pub/<peer>.pub  its public key (not secret; containers read them all)
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets as pysecrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PrivateFormat, PublicFormat, NoEncryption
+
+from .errors import OutputError
+from .render.wireguard import peer_names
+from .topology import Plan
+
+MUNGE_KEY_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    path: Path
+    status: str  # "created" | "kept"
+
+
+def _create_exclusive(path: Path, data: bytes, mode: int) -> bool:
+    """Write `data` to `path` only if it does not exist; True when written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, mode)
+    try:
+        os.link(tmp, path)  # fails if path exists: never overwrite
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
+    return True
+
+
+def wireguard_keypair() -> tuple[str, str]:
+    key = X25519PrivateKey.generate()
+    priv = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    pub = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.b64encode(priv).decode(), base64.b64encode(pub).decode()
+
+
+def wireguard_public(private_b64: str) -> str:
+    raw = base64.b64decode(private_b64.strip())
+    key = X25519PrivateKey.from_private_bytes(raw)
+    return base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+def _password() -> bytes:
+    return pysecrets.token_urlsafe(32).encode()
+
+
+def required_secrets(plan: Plan) -> dict[str, tuple[Callable[[], bytes], int]]:
+    """Relative path -> (maker, mode) for every secret this plan needs, except WireGuard."""
+    need: dict[str, tuple[Callable[[], bytes], int]] = {
+        "munge.key": (lambda: os.urandom(MUNGE_KEY_BYTES), 0o400),
+        "db_password": (_password, 0o600),
+    }
+    if plan.stack.monitoring.enabled and plan.stack.monitoring.grafana:
+        need["grafana_admin_password"] = (_password, 0o600)
+    return need
+
+
+def ensure_secrets(out_dir: Path, plan: Plan, dry_run: bool = False) -> list[SecretFile]:
+    root = out_dir / "secrets"
+    result: list[SecretFile] = []
+    if root.exists() and not root.is_dir():
+        raise OutputError(f"{root} exists and is not a directory")
+    if dry_run:
+        for rel in required_secrets(plan):
+            p = root / rel
+            result.append(SecretFile(p, "kept" if p.exists() else "created"))
+        return result
+    root.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(root, 0o700)
+    for rel, (make, mode) in sorted(required_secrets(plan).items()):
+        path = root / rel
+        created = not path.exists() and _create_exclusive(path, make(), mode)
+        result.append(SecretFile(path, "created" if created else "kept"))
+    for peer in peer_names(plan):
+        result.extend(_ensure_wireguard_peer(root, peer))
+    return result
+
+
+def _ensure_wireguard_peer(root: Path, peer: str) -> list[SecretFile]:
+    key_path = root / "wireguard" / f"{peer}.key"
+    pub_path = root / "wireguard" / "pub" / f"{peer}.pub"
+    out = []
+    if key_path.exists():
+        out.append(SecretFile(key_path, "kept"))
+    else:
+        priv, _ = wireguard_keypair()
+        _create_exclusive(key_path, (priv + "\n").encode(), 0o600)
+        out.append(SecretFile(key_path, "created"))
+    expected = wireguard_public(key_path.read_text()) + "\n"
+    if not pub_path.exists() or pub_path.read_text() != expected:
+        # The public key is derived, not user data: keep it in step with the private key.
+        pub_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = pub_path.with_suffix(".tmp")
+        tmp.write_text(expected)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, pub_path)
+    return out

@@ -1,0 +1,124 @@
+# One VPC, one availability zone: a public subnet for the bastion (SSH jump host and tunnel
+# endpoint) and the NAT gateway, a private subnet for the controller, which has no public address.
+
+data "aws_availability_zones" "available" {
+  state = "available"
+}
+
+locals {
+  name = var.cluster_name
+  az   = var.availability_zone != "" ? var.availability_zone : data.aws_availability_zones.available.names[0]
+}
+
+resource "aws_vpc" "this" {
+  #checkov:skip=CKV2_AWS_11:VPC flow logs bill per GB ingested; this small lab VPC has two instances and SGs that deny by default. Enable them per site policy (docs/aws.md).
+  cidr_block           = var.vpc_cidr
+  enable_dns_support   = true
+  enable_dns_hostnames = true
+
+  tags = {
+    Name = "${local.name}-vpc"
+  }
+}
+
+# Take over the VPC's default security group and leave it without rules, so anything launched
+# without an explicit group can talk to nothing.
+resource "aws_default_security_group" "default" {
+  vpc_id = aws_vpc.this.id
+
+  tags = {
+    Name = "${local.name}-default-deny"
+  }
+}
+
+resource "aws_internet_gateway" "this" {
+  vpc_id = aws_vpc.this.id
+
+  tags = {
+    Name = "${local.name}-igw"
+  }
+}
+
+resource "aws_subnet" "public" {
+  vpc_id            = aws_vpc.this.id
+  cidr_block        = var.public_subnet_cidr
+  availability_zone = local.az
+  # Public addresses are given explicitly (Elastic IPs), never by default.
+  map_public_ip_on_launch = false
+
+  tags = {
+    Name            = "${local.name}-public"
+    "hpcstack:tier" = "public"
+  }
+}
+
+resource "aws_subnet" "private" {
+  vpc_id                  = aws_vpc.this.id
+  cidr_block              = var.private_subnet_cidr
+  availability_zone       = local.az
+  map_public_ip_on_launch = false
+
+  tags = {
+    Name            = "${local.name}-private"
+    "hpcstack:tier" = "private"
+  }
+}
+
+# The NAT gateway gives the controller outbound access (Debian packages, image registry) without
+# any inbound path. It is the largest fixed cost of this layout (see docs/aws.md).
+resource "aws_eip" "nat" {
+  domain = "vpc"
+
+  tags = {
+    Name = "${local.name}-nat"
+  }
+}
+
+resource "aws_nat_gateway" "this" {
+  allocation_id = aws_eip.nat.id
+  subnet_id     = aws_subnet.public.id
+
+  tags = {
+    Name = "${local.name}-nat"
+  }
+
+  depends_on = [aws_internet_gateway.this]
+}
+
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.this.id
+
+  tags = {
+    Name = "${local.name}-public"
+  }
+}
+
+resource "aws_route" "public_internet" {
+  route_table_id         = aws_route_table.public.id
+  destination_cidr_block = "0.0.0.0/0"
+  gateway_id             = aws_internet_gateway.this.id
+}
+
+resource "aws_route_table_association" "public" {
+  subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+
+resource "aws_route_table" "private" {
+  vpc_id = aws_vpc.this.id
+
+  tags = {
+    Name = "${local.name}-private"
+  }
+}
+
+resource "aws_route" "private_nat" {
+  route_table_id         = aws_route_table.private.id
+  destination_cidr_block = "0.0.0.0/0"
+  nat_gateway_id         = aws_nat_gateway.this.id
+}
+
+resource "aws_route_table_association" "private" {
+  subnet_id      = aws_subnet.private.id
+  route_table_id = aws_route_table.private.id
+}
