@@ -88,7 +88,8 @@ def test_busy_cluster_counts_pending_jobs_by_reason_with_array_tasks() -> None:
 def test_busy_cluster_maps_nodes_to_jobs_and_counts_gpus() -> None:
     m = scrape(SlurmCollector(RecordedSlurm("busy")))
     jobs = sorted(
-        (lab["node"], lab["job_id"], lab["user"], lab["partition"]) for lab, _ in m["slurm_node_job"]
+        (lab["node"], lab["job_id"], lab["user"], lab["partition"])
+        for lab, _ in m["slurm_node_job"]
     )
     assert jobs == [
         ("c1", "1", "alice", "cpu"),

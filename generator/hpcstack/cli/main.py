@@ -25,7 +25,8 @@ class HpcStackGroup(click.Group):
             print_definition_error(exc)
             sys.exit(exc.exit_code)
         except HpcStackError as exc:
-            err_console.print(f"[bold red]error:[/] {click.style(str(exc), fg=None)}", markup=True)
+            err_console.print("[bold red]error:[/] ", end="")
+            err_console.print(str(exc), markup=False)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             err_console.print("interrupted")

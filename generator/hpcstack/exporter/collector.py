@@ -68,7 +68,7 @@ class SlurmCollector(Collector):
         self._wall = wall_clock
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
-        self._errors: Counter[str] = Counter({name: 0 for name in COMMANDS})
+        self._errors: Counter[str] = Counter(dict.fromkeys(COMMANDS, 0))
         self._last_success = 0.0
         self.cycles = 0  # how many collections ran; tests read it to prove caching
 
@@ -166,7 +166,7 @@ def node_metrics(nodes: list[Node]) -> Iterator[Metric]:
         labels=["node"],
     )
     # Same names and meaning as the native endpoint's /metrics/nodes.
-    per_node = {
+    per_node: dict[str, tuple[str, Callable[[Node], int]]] = {
         "slurm_node_cpus": ("Total number of cpus in the node", lambda n: n.cpus),
         "slurm_node_cpus_alloc": ("Allocated cpus in the node", lambda n: n.cpus_alloc),
         "slurm_node_gpus": ("Total number of GPUs in the node", lambda n: n.gpus),

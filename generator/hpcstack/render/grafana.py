@@ -174,7 +174,7 @@ def _target(query: Query, ref: str) -> prometheus.Dataquery:
 
 
 def _panel(spec: PanelSpec) -> Any:
-    builders = {
+    builders: dict[str, Any] = {
         "stat": stat.Panel, "timeseries": timeseries.Panel,
         "table": table.Panel, "bargauge": bargauge.Panel,
     }
@@ -254,5 +254,7 @@ def render_grafana(plan: Plan) -> Iterable[Artifact]:
     mon = plan.stack.monitoring
     if not (mon.enabled and mon.grafana):
         return []
-    arts = [Artifact(f"grafana/dashboards/{slug}.json", dashboard_json(slug)) for slug in DASHBOARDS]
-    return arts + provisioning()
+    boards = [
+        Artifact(f"grafana/dashboards/{slug}.json", dashboard_json(slug)) for slug in DASHBOARDS
+    ]
+    return boards + provisioning()

@@ -67,12 +67,14 @@ run() {
 
 reload() {
   # New peers (a site added): apply without dropping the interface or existing sessions.
+  # syncconf would clear a private key the file lacks, so the staged copy carries it.
   local tmp
   tmp=$(mktemp)
-  render "$tmp"
+  chmod 600 "$tmp"
+  render "$tmp.peers"
+  awk -v keyfile="$KEY" 'BEGIN { getline key <keyfile } { print } /^\[Interface\]$/ { print "PrivateKey = " key }' "$tmp.peers" >"$tmp"
   wg syncconf "$IFACE" "$tmp"
-  rm -f "$tmp"
-  wg set "$IFACE" private-key "$KEY"
+  rm -f "$tmp" "$tmp.peers"
   log "$IFACE reloaded: peers: $(wg show "$IFACE" peers | wc -l)"
 }
 

@@ -1,0 +1,188 @@
+"""`hpcstack up | down | status | exec | demo | images`: act on a generated directory."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..cluster import Cluster, Status
+from ..errors import ClusterError
+from ..generate import load_generated
+from ..run import docker as dockerrun
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+dir_option = click.option(
+    "-d",
+    "--dir",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("."),
+    show_default=True,
+    help="The generated directory (where `hpcstack generate -o` wrote).",
+)
+site_option = click.option(
+    "--site", "sites", multiple=True, help="Only this site (repeatable). Default: every site."
+)
+
+
+def _cluster(out_dir: Path) -> Cluster:
+    plan = load_generated(out_dir)
+    dockerrun.require_engine()
+    return Cluster(out_dir, plan)
+
+
+class _Progress:
+    """Prints each step once, with the time since start, on stderr."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.last = ""
+
+    def __call__(self, message: str) -> None:
+        if message != self.last:
+            err.print(f"[dim]{time.monotonic() - self.start:6.1f}s[/] {message}")
+            self.last = message
+
+
+@click.command()
+@dir_option
+@site_option
+@click.option("--build/--no-build", default=True, show_default=True, help="Build images first.")
+@click.option("--pull", is_flag=True, help="Pull prebuilt images from the registry instead.")
+@click.option("--timeout", default=300, show_default=True, help="Seconds to wait for readiness.")
+def up(out_dir: Path, sites: tuple[str, ...], build: bool, pull: bool, timeout: int) -> None:
+    """Build or pull images, start the sites, wait until every node is idle."""
+    cluster = _cluster(out_dir)
+    targets = cluster.sites(list(sites))
+    progress = _Progress()
+    if pull:
+        cluster.pull(targets, progress)
+    elif build:
+        cluster.build(targets, progress)
+    cluster.up(list(sites), progress=progress, timeout=timeout)
+    err.print("[green]ready.[/] next: hpcstack status | hpcstack demo | hpcstack exec -- sinfo")
+
+
+@click.command()
+@dir_option
+@site_option
+@click.option("--volumes", is_flag=True, help="Also delete the database and controller state.")
+def down(out_dir: Path, sites: tuple[str, ...], volumes: bool) -> None:
+    """Stop sites (a single local site is drained and its nodes removed first)."""
+    cluster = _cluster(out_dir)
+    cluster.down(list(sites), volumes=volumes, progress=_Progress())
+    kept = "" if volumes else " (volumes kept: job history and queued jobs survive)"
+    err.print(f"stopped{kept}.")
+
+
+@click.command()
+@dir_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+def status(out_dir: Path, as_json: bool) -> None:
+    """Sites and their services, nodes, jobs and the tunnel."""
+    st = _cluster(out_dir).status()
+    if as_json:
+        click.echo(json.dumps(st.to_dict(), indent=2, sort_keys=True))
+    else:
+        print_status(st)
+    if not st.controller_up:
+        sys.exit(1)
+
+
+def print_status(st: Status) -> None:
+    services = Table(title="services", title_justify="left")
+    for col in ("site", "service", "state", "health"):
+        services.add_column(col)
+    for site, states in st.sites.items():
+        if not states:
+            services.add_row(site, "-", "[red]not running[/]", "")
+        for s in states:
+            colour = "green" if s.health in ("healthy", "") and s.state == "running" else "red"
+            services.add_row(site, s.service, f"[{colour}]{s.state}[/]", s.health)
+    out.print(services)
+    nodes = Table(title="nodes", title_justify="left")
+    for col in ("node", "state", "address", "partitions", "gres", "reason"):
+        nodes.add_column(col)
+    for n in st.nodes:
+        colour = "green" if n.ready else "red"
+        nodes.add_row(n.name, f"[{colour}]{n.state}[/]", n.addr, n.partitions, n.gres, n.reason)
+    out.print(nodes)
+    if st.tunnel:
+        tunnel = Table(title="tunnel (WireGuard hub)", title_justify="left")
+        for col in ("peer", "state", "endpoint", "last handshake", "received", "sent"):
+            tunnel.add_column(col)
+        now = int(time.time())
+        for p in st.tunnel:
+            ago = f"{now - p.latest_handshake}s ago" if p.latest_handshake else "never"
+            state = "[green]up[/]" if p.up else "[red]down[/]"
+            tunnel.add_row(p.name, state, p.endpoint, ago, _bytes(p.rx_bytes), _bytes(p.tx_bytes))
+        out.print(tunnel)
+    jobs = Table(title=f"jobs ({len(st.jobs)})", title_justify="left")
+    for col in ("job", "name", "user", "state", "time", "nodes", "nodelist/reason"):
+        jobs.add_column(col)
+    for j in st.jobs:
+        jobs.add_row(j.job_id, j.name, j.user, j.state, j.elapsed, j.nodes, j.reason)
+    out.print(jobs)
+    for e in st.errors:
+        err.print(f"[red]{e}[/]")
+
+
+def _bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(n)
+
+
+@click.command(name="exec", context_settings={"ignore_unknown_options": True})
+@dir_option
+@click.option("--user", "-u", default=None, help="Run as this user (default root).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_cmd(out_dir: Path, user: str | None, command: tuple[str, ...]) -> None:
+    """Run COMMAND on the controller, e.g. `hpcstack exec -- sinfo`."""
+    cluster = _cluster(out_dir)
+    rc = dockerrun.exec_passthrough(cluster.controller_container(), list(command), user=user)
+    sys.exit(rc)
+
+
+@click.command()
+@dir_option
+def demo(out_dir: Path) -> None:
+    """Run the ML demo: a sweep split over the compute nodes, results shown here."""
+    cluster = _cluster(out_dir)
+    lines = 0
+    for line in cluster.demo():
+        click.echo(line)
+        lines += 1
+    if not lines:
+        raise ClusterError("the demo printed nothing")
+
+
+@click.command()
+@dir_option
+@site_option
+@click.option("--push", is_flag=True, help="Push the images to the configured registry.")
+def images(out_dir: Path, sites: tuple[str, ...], push: bool) -> None:
+    """Build the images (and push them with --push)."""
+    cluster = _cluster(out_dir)
+    cluster.build(cluster.sites(list(sites)), _Progress())
+    if push:
+        if not cluster.plan.stack.images.registry:
+            raise ClusterError("images.registry is empty in stack.yaml: nowhere to push")
+        for name in ("slurm", "compute", "mariadb"):
+            ref = cluster.plan.image(name)
+            err.print(f"pushing {ref}")
+            dockerrun.push(ref)
+
+
+COMMANDS = [up, down, status, exec_cmd, demo, images]

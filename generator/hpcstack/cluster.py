@@ -1,0 +1,343 @@
+"""Operations on a generated, running cluster: up, down, wait, status, exec, demo.
+
+Reads the generated directory (its `.hpcstack/stack.json` plan), drives compose through
+run.docker, and asks Slurm on the controller for node and job state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ClusterError, ToolError
+from .render.images import JOB_USER
+from .run import apt
+from .run.docker import SiteCompose, ServiceState, exec_capture, exec_stream
+from .topology import Plan, SitePlan
+
+READY_STATES = {"IDLE", "MIXED", "ALLOCATED", "COMPLETING", "PLANNED"}
+BAD_FLAGS = ("DOWN", "NOT_RESPONDING", "INVAL", "FAIL", "DRAIN", "UNKNOWN")
+HANDSHAKE_FRESH_S = 180
+APPLIED_SLURM = ".hpcstack/applied-slurm.sha256"
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class NodeState:
+    name: str
+    state: str
+    addr: str = ""
+    partitions: str = ""
+    gres: str = ""
+    reason: str = ""
+
+    @property
+    def ready(self) -> bool:
+        flags = self.state.split("+")
+        return flags[0] in READY_STATES and not any(f.startswith(BAD_FLAGS) for f in flags)
+
+
+@dataclass(frozen=True)
+class JobState:
+    job_id: str
+    name: str
+    user: str
+    state: str
+    elapsed: str
+    nodes: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TunnelPeer:
+    name: str
+    endpoint: str
+    latest_handshake: int  # unix time, 0 = never
+    rx_bytes: int
+    tx_bytes: int
+    up: bool
+
+
+@dataclass
+class Status:
+    sites: dict[str, list[ServiceState]] = field(default_factory=dict)
+    nodes: list[NodeState] = field(default_factory=list)
+    jobs: list[JobState] = field(default_factory=list)
+    tunnel: list[TunnelPeer] = field(default_factory=list)
+    controller_up: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sites": {k: [asdict(s) for s in v] for k, v in self.sites.items()},
+            "controller_up": self.controller_up,
+            "nodes": [asdict(n) | {"ready": n.ready} for n in self.nodes],
+            "jobs": [asdict(j) for j in self.jobs],
+            "tunnel": [asdict(t) for t in self.tunnel],
+            "errors": self.errors,
+        }
+
+
+class Cluster:
+    def __init__(self, out_dir: Path, plan: Plan):
+        self.out_dir = out_dir
+        self.plan = plan
+        self.env = build_env(plan)
+
+    # -- compose per site -------------------------------------------------------------------
+    def compose(self, site: SitePlan) -> SiteCompose:
+        return SiteCompose(self.out_dir, site, self.env)
+
+    def sites(self, names: list[str] | None) -> list[SitePlan]:
+        if not names:
+            return list(self.plan.sites)
+        known = {s.name: s for s in self.plan.sites}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ClusterError(
+                f"no site named {', '.join(map(repr, unknown))} in the generated definition "
+                f"(sites: {', '.join(known)}); edit stack.yaml and run `hpcstack generate`"
+            )
+        return [known[n] for n in names]
+
+    def controller_container(self) -> str:
+        return self.compose(self.plan.controller).container("slurmctld")
+
+    def slurm(self, *argv: str, user: str | None = None) -> str:
+        return exec_capture(self.controller_container(), list(argv), user=user)
+
+    # -- images -------------------------------------------------------------------------------
+    def build(self, sites: list[SitePlan], progress: Progress = _quiet) -> None:
+        for site in sites:
+            progress(f"building images for site {site.name}")
+            self.compose(site).build()
+
+    def pull(self, sites: list[SitePlan], progress: Progress = _quiet) -> None:
+        for site in sites:
+            progress(f"pulling images for site {site.name}")
+            self.compose(site).pull()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def up(self, names: list[str] | None, progress: Progress = _quiet, timeout: int = 300) -> None:
+        targets = self.sites(names)
+        ordered = sorted(targets, key=lambda s: not s.is_controller)  # controller site first
+        for site in ordered:
+            progress(f"starting site {site.name}")
+            self.compose(site).up(wait_timeout=timeout)
+            if site.is_controller:
+                self._apply_controller_changes(progress)
+        if not names or self.plan.controller.name not in names:
+            self._apply_controller_changes(progress)
+        wanted = [n.name for s in targets for n in s.nodes]
+        self.wait_nodes_ready(wanted, progress=progress, timeout=timeout)
+
+    def _apply_controller_changes(self, progress: Progress) -> None:
+        """New peers and new Slurm config reach the running controller without a restart."""
+        ctl = self.compose(self.plan.controller)
+        states = {s.service: s for s in ctl.states()}
+        if "tunnel" in states and states["tunnel"].state == "running":
+            exec_capture(states["tunnel"].container, ["hpcstack-tunnel", "reload"])
+        digest = slurm_config_digest(self.out_dir)
+        applied = self.out_dir / APPLIED_SLURM
+        previous = applied.read_text().strip() if applied.exists() else ""
+        if previous and previous != digest and "slurmctld" in states:
+            progress("applying the new Slurm configuration (scontrol reconfigure)")
+            self.slurm("scontrol", "reconfigure")
+        applied.parent.mkdir(parents=True, exist_ok=True)
+        applied.write_text(digest + "\n")
+
+    def down(self, names: list[str] | None, volumes: bool = False, progress: Progress = _quiet) -> None:
+        targets = self.sites(names)
+        whole = not names or {s.name for s in targets} == {s.name for s in self.plan.sites}
+        if not whole:
+            for site in targets:
+                if not site.is_controller:
+                    self._drain_and_remove(site, progress)
+        for site in sorted(targets, key=lambda s: s.is_controller):  # controller site last
+            progress(f"stopping site {site.name}")
+            self.compose(site).down(volumes=volumes)
+
+    def _drain_and_remove(self, site: SitePlan, progress: Progress) -> None:
+        names = [n.name for n in site.nodes]
+        if not names:
+            return
+        try:
+            self.controller_container()
+        except ToolError:
+            return  # controller not running: nothing to tell it
+        progress(f"draining {', '.join(names)}")
+        node_list = ",".join(names)
+        self.slurm("scontrol", "update", f"nodename={node_list}", "state=DRAIN",
+                   f"reason=hpcstack down --site {site.name}")
+        self.compose(site).down()
+        try:
+            self.slurm("scontrol", "delete", f"nodename={node_list}")
+        except ToolError:
+            # Jobs still hold the nodes: they stay drained and are removed when free.
+            progress(f"nodes of {site.name} still hold jobs: left drained")
+
+    # -- state --------------------------------------------------------------------------------
+    def nodes(self) -> list[NodeState]:
+        text = self.slurm("scontrol", "show", "node", "--oneliner")
+        return parse_scontrol_nodes(text)
+
+    def jobs(self) -> list[JobState]:
+        text = self.slurm("squeue", "--noheader", "--format=%i|%j|%u|%T|%M|%D|%R")
+        return parse_squeue(text)
+
+    def wait_nodes_ready(
+        self, names: list[str], progress: Progress = _quiet, timeout: int = 300
+    ) -> list[NodeState]:
+        deadline = time.monotonic() + timeout
+        last: list[NodeState] = []
+        while True:
+            try:
+                last = self.nodes()
+            except ToolError:
+                last = []
+            by_name = {n.name: n for n in last}
+            missing = [n for n in names if n not in by_name or not by_name[n].ready]
+            if not missing:
+                progress(f"all {len(names)} nodes ready")
+                return last
+            if time.monotonic() > deadline:
+                detail = ", ".join(
+                    f"{n}={by_name[n].state if n in by_name else 'not registered'}" for n in missing
+                )
+                raise ClusterError(f"nodes not ready after {timeout}s: {detail}")
+            progress(f"waiting for {len(missing)} of {len(names)} nodes ({', '.join(missing)})")
+            time.sleep(1)
+
+    def tunnel(self) -> list[TunnelPeer]:
+        if not self.plan.tunneled_sites or self.plan.stack.tunnel.mode != "wireguard":
+            return []
+        names = public_key_names(self.out_dir)
+        ctl = self.compose(self.plan.controller)
+        running = {s.service: s for s in ctl.states() if s.state == "running"}
+        if "tunnel" not in running:
+            return [
+                TunnelPeer(n.name, "", 0, 0, 0, False)
+                for s in self.plan.tunneled_sites
+                for n in s.nodes
+            ]
+        dump = exec_capture(running["tunnel"].container, ["wg", "show", "wg0", "dump"])
+        return parse_wg_dump(dump, names, now=int(time.time()))
+
+    def status(self) -> Status:
+        st = Status()
+        for site in self.plan.sites:
+            try:
+                st.sites[site.name] = self.compose(site).states()
+            except ToolError as exc:
+                st.errors.append(str(exc))
+        try:
+            st.nodes = self.nodes()
+            st.jobs = self.jobs()
+            st.controller_up = True
+        except ToolError as exc:
+            st.errors.append(f"controller: {exc.summary or exc}")
+        try:
+            st.tunnel = self.tunnel()
+        except ToolError as exc:
+            st.errors.append(f"tunnel: {exc.summary or exc}")
+        return st
+
+    def demo(self, extra: list[str] | None = None) -> Iterator[str]:
+        nodes = len(self.plan.nodes)
+        argv = ["runuser", "-u", JOB_USER, "--", "/opt/hpcstack/demo/run-demo.sh",
+                str(nodes), str(nodes * 2), *(extra or [])]
+        return exec_stream(self.controller_container(), argv)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def build_env(plan: Plan) -> dict[str, str]:
+    """Environment compose interpolates into build args (never secrets)."""
+    env = {}
+    if "HPCSTACK_APT_OPTIONS" not in os.environ:
+        env["HPCSTACK_APT_OPTIONS"] = apt.frozen_mirror_options(plan.stack.cluster.debian_suite)
+    return env
+
+
+def slurm_config_digest(out_dir: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted((out_dir / "slurm").glob("*.conf")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def public_key_names(out_dir: Path) -> dict[str, str]:
+    pub = out_dir / "secrets" / "wireguard" / "pub"
+    return {p.read_text().strip(): p.stem for p in sorted(pub.glob("*.pub"))}
+
+
+def parse_scontrol_nodes(text: str) -> list[NodeState]:
+    nodes = []
+    for line in text.splitlines():
+        if not line.startswith("NodeName="):
+            continue
+        fields = _kv(line)
+        nodes.append(
+            NodeState(
+                name=fields.get("NodeName", ""),
+                state=fields.get("State", ""),
+                addr=fields.get("NodeAddr", ""),
+                partitions=fields.get("Partitions", ""),
+                gres=fields.get("Gres", "(null)"),
+                reason=fields.get("Reason", ""),
+            )
+        )
+    return sorted(nodes, key=lambda n: n.name)
+
+
+def _kv(line: str) -> dict[str, str]:
+    """Parse `Key=value Key2=value with spaces Key3=...` (Reason may hold spaces)."""
+    out: dict[str, str] = {}
+    key = None
+    for token in line.split(" "):
+        head, sep, value = token.partition("=")
+        if sep and head and head[0].isupper() and head.replace("_", "").isalnum():
+            key = head
+            out[key] = value
+        elif key is not None and token:
+            out[key] += " " + token
+    return out
+
+
+def parse_squeue(text: str) -> list[JobState]:
+    jobs = []
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) == 7:
+            jobs.append(JobState(*parts))
+    return jobs
+
+
+def parse_wg_dump(text: str, names: dict[str, str], now: int) -> list[TunnelPeer]:
+    peers = []
+    for i, line in enumerate(text.splitlines()):
+        cols = line.split("\t")
+        if i == 0 or len(cols) < 8:
+            continue  # the first line is the interface itself
+        pub, _psk, endpoint, _allowed, handshake, rx, tx = cols[:7]
+        hs = int(handshake)
+        peers.append(
+            TunnelPeer(
+                name=names.get(pub, pub[:10] + "…"),
+                endpoint="" if endpoint == "(none)" else endpoint,
+                latest_handshake=hs,
+                rx_bytes=int(rx),
+                tx_bytes=int(tx),
+                up=hs > 0 and now - hs < HANDSHAKE_FRESH_S,
+            )
+        )
+    return sorted(peers, key=lambda p: p.name)
