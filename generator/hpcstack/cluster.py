@@ -14,10 +14,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .errors import ClusterError, ToolError
 from .render.images import JOB_USER
 from .run import apt
-from .run.docker import SiteCompose, ServiceState, exec_capture, exec_stream
+from .run.docker import (
+    ServiceState,
+    SiteCompose,
+    exec_capture,
+    exec_stream,
+    image_exists,
+    try_pull,
+)
 from .topology import Plan, SitePlan
 
 READY_STATES = {"IDLE", "MIXED", "ALLOCATED", "COMPLETING", "PLANNED"}
@@ -133,13 +142,30 @@ class Cluster:
         ordered = sorted(targets, key=lambda s: not s.is_controller)  # controller site first
         for site in ordered:
             progress(f"starting site {site.name}")
-            self.compose(site).up(wait_timeout=timeout)
+            services, skipped = self.startable_services(site)
+            for svc, image in skipped:
+                progress(f"skipping {svc}: image {image} is neither here nor pullable")
+            self.compose(site).up(services=services, wait_timeout=timeout)
             if site.is_controller:
                 self._apply_controller_changes(progress)
         if not names or self.plan.controller.name not in names:
             self._apply_controller_changes(progress)
         wanted = [n.name for s in targets for n in s.nodes]
         self.wait_nodes_ready(wanted, progress=progress, timeout=timeout)
+
+    def startable_services(self, site: SitePlan) -> tuple[list[str], list[tuple[str, str]]]:
+        """Every service, less those whose upstream image (Grafana, dcgm-exporter: no `build:`)
+        cannot be had here; an air-gapped host runs the rest and says what it left out."""
+        doc = yaml.safe_load((self.out_dir / "compose" / f"{site.name}.yml").read_text())
+        services: list[str] = []
+        skipped: list[tuple[str, str]] = []
+        for name, svc in doc.get("services", {}).items():
+            image = svc.get("image", "")
+            if "build" in svc or not image or image_exists(image) or try_pull(image):
+                services.append(name)
+            else:
+                skipped.append((name, image))
+        return services, skipped
 
     def _apply_controller_changes(self, progress: Progress) -> None:
         """New peers and new Slurm config reach the running controller without a restart."""

@@ -3,7 +3,7 @@
 Layout (the directory is 0700):
   munge.key                 1 KiB random, 0400
   db_password               0600
-  grafana_admin_password    0600 (when Grafana is on)
+  grafana_admin_password    0440 (when Grafana is on; read by Grafana's gid 0)
   wireguard/<peer>.key      WireGuard private key, 0600
   wireguard/pub/<peer>.pub  its public key (not secret; containers read them all)
 """
@@ -77,7 +77,9 @@ def required_secrets(plan: Plan) -> dict[str, tuple[Callable[[], bytes], int]]:
         "db_password": (_password, 0o600),
     }
     if plan.stack.monitoring.enabled and plan.stack.monitoring.grafana:
-        need["grafana_admin_password"] = (_password, 0o600)
+        # Grafana runs as uid 472, gid 0 in its image and reads the bind-mounted file through its
+        # group; the secrets directory itself stays 0700.
+        need["grafana_admin_password"] = (_password, 0o440)
     return need
 
 

@@ -132,6 +132,13 @@ class Plan:
     def image(self, name: str) -> str:
         return self.stack.images.ref(name)
 
+    def site_exporter_addr(self, site: SitePlan, service: str) -> str:
+        """Where Prometheus reaches a site's exporter: by its own address on the controller's
+        site; on a tunneled site it shares the first node's network, so at that overlay address."""
+        if site.tunneled and site.nodes and site.nodes[0].overlay_ip:
+            return site.nodes[0].overlay_ip
+        return site.service_ip(service)
+
 
 def _overlay_for(stack: Stack, index: int) -> ipaddress.IPv4Network:
     site = stack.sites[index]

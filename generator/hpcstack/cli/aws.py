@@ -33,7 +33,8 @@ err = Console(stderr=True, highlight=False)
 
 BUNDLE_DIRS = ("images", "slurm", "prometheus", "grafana")
 REMOTE_ROOT = "/opt/hpcstack"
-SECRET_MODES = {0o400, 0o600}
+# 0400/0600 for secrets; 0444/0644 for public halves kept beside them (wireguard/pub).
+SECRET_MODES = {0o400, 0o600, 0o444, 0o644}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -220,8 +221,7 @@ def push_secrets(aws: Aws, cluster: str, secrets_dir: Path) -> list[str]:
     pushed = []
     for path in _secret_files(secrets_dir):
         rel = _check_name(path.relative_to(secrets_dir).as_posix())
-        mode = stat.S_IMODE(path.stat().st_mode)
-        mode = mode if mode in SECRET_MODES else 0o600
+        mode = secret_mode(path)
         value = base64.b64encode(path.read_bytes()).decode("ascii")
         # The description carries the file mode so pull can restore 0400 keys as 0400.
         aws.put_secret(f"{parameter_path(cluster)}/{rel}", value, f"hpcstack mode={mode:o}")
@@ -441,26 +441,39 @@ def ssh_config(
 # --- hpcstack deploy cloud -------------------------------------------------------------------
 
 
-def compose_secret_files(compose_file: Path, output: Path) -> list[Path]:
-    """Secrets the compose file uses: top-level `secrets: file:` and bind mounts under secrets/."""
-    data = yaml.safe_load(compose_file.read_text(encoding="utf-8")) or {}
-    base = compose_file.parent
+def _compose_sources(data: dict[str, Any]) -> list[str]:
+    """Host paths a compose file names: secrets, configs, bind mounts, build contexts, env files."""
     sources: list[str] = []
-    for spec in (data.get("secrets") or {}).values():
-        if isinstance(spec, dict) and "file" in spec:
-            sources.append(str(spec["file"]))
+    for section in ("secrets", "configs"):
+        for spec in (data.get(section) or {}).values():
+            if isinstance(spec, dict) and "file" in spec:
+                sources.append(str(spec["file"]))
     for service in (data.get("services") or {}).values():
-        for volume in (service or {}).get("volumes") or []:
+        service = service or {}
+        for volume in service.get("volumes") or []:
             if isinstance(volume, dict) and volume.get("type") == "bind":
                 sources.append(str(volume.get("source", "")))
             elif isinstance(volume, str) and volume.startswith((".", "/")):
                 sources.append(volume.split(":", 1)[0])
-    secrets = (output / "secrets").resolve()
+        build = service.get("build")
+        if isinstance(build, str):
+            sources.append(build)
+        elif isinstance(build, dict) and "context" in build:
+            sources.append(str(build["context"]))
+        env_file = service.get("env_file") or []
+        sources.extend([env_file] if isinstance(env_file, str) else map(str, env_file))
+    return sources
+
+
+def compose_files_used(compose_file: Path, output: Path) -> list[Path]:
+    """Every file under `output` the compose file refers to (directories expanded)."""
+    data = yaml.safe_load(compose_file.read_text(encoding="utf-8")) or {}
+    root = output.resolve()
     found: set[Path] = set()
-    for src in sources:
-        path = (base / src).resolve()
-        if not path.is_relative_to(secrets):
-            continue
+    for src in _compose_sources(data):
+        path = (compose_file.parent / src).resolve()
+        if not path.is_relative_to(root):
+            continue  # a host path such as /dev/net/tun: not part of the bundle
         if path.is_dir():
             found.update(p for p in path.rglob("*") if p.is_file())
         elif path.is_file():
@@ -473,28 +486,36 @@ def compose_secret_files(compose_file: Path, output: Path) -> list[Path]:
 
 
 def bundle_files(plan: Plan, output: Path) -> list[FileToSend]:
-    """The cloud site's bundle: its compose file, the shared trees and the secrets it uses."""
+    """The cloud site's bundle: its compose file, the shared trees, and what compose uses.
+
+    Secrets go only if this site's compose file uses them, so the controller never holds
+    another site's private keys.
+    """
     site = plan.controller.name
     compose_file = output / "compose" / f"{site}.yml"
     if not compose_file.is_file():
         raise StateError(f"{compose_file} does not exist: run `hpcstack generate` first")
     root = output.resolve()
-    local = [compose_file.resolve()]
+    secrets = root / "secrets"
+    local = {compose_file.resolve()}
     for d in BUNDLE_DIRS:
         if (output / d).is_dir():
-            local.extend(p.resolve() for p in sorted((output / d).rglob("*")) if p.is_file())
-    files = [FileToSend(p, p.relative_to(root).as_posix(), _bundle_mode(p)) for p in local]
-    for p in compose_secret_files(compose_file, output):
-        mode = stat.S_IMODE(p.stat().st_mode)
-        files.append(
-            FileToSend(
-                p,
-                p.relative_to(root).as_posix(),
-                mode if mode in SECRET_MODES else 0o600,
-                dir_mode=0o700,
-            )
-        )
+            local.update(p.resolve() for p in (output / d).rglob("*") if p.is_file())
+    local.update(compose_files_used(compose_file, output))
+    files = []
+    for path in sorted(local):
+        rel = path.relative_to(root).as_posix()
+        if path.is_relative_to(secrets):
+            files.append(FileToSend(path, rel, secret_mode(path), dir_mode=0o700))
+        else:
+            files.append(FileToSend(path, rel, _bundle_mode(path)))
     return files
+
+
+def secret_mode(path: Path) -> int:
+    """A secret file's mode, kept within the allowed ones (private keys 0600/0400)."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    return mode if mode in SECRET_MODES else 0o600
 
 
 def _bundle_mode(path: Path) -> int:

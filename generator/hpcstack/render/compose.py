@@ -13,6 +13,8 @@ import yaml
 
 from ..topology import SLURMCTLD_PORT, NodePlan, Plan, SitePlan
 from . import Artifact, renderer
+from .compose_common import LOGGING, build, slurm_service_base
+from .monitoring_compose import GPU_JOB_DIR, monitoring_services
 from .slurm import node_conf
 
 HEADER = (
@@ -20,26 +22,6 @@ HEADER = (
     "# `hpcstack generate`. Site {site!r} ({role}) of cluster {cluster!r}.\n"
     "# Start it with `hpcstack up --site {site}` or `docker compose -f compose/{site}.yml up -d`.\n"
 )
-
-LOGGING = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
-# Docker's default for the bridge: compose interpolates these at build time. Empty by default;
-# the Makefile sets HPCSTACK_APT_OPTIONS only for a frozen Debian mirror.
-BUILD_ARGS = {
-    "BASE_IMAGE": "${HPCSTACK_BASE_IMAGE:-%s}",
-    "APT_OPTIONS": "${HPCSTACK_APT_OPTIONS:-}",
-}
-
-
-def _build(plan: Plan, context: str, target: str | None = None) -> dict[str, Any]:
-    build: dict[str, Any] = {"context": f"../images/{context}"}
-    if target:
-        build["target"] = target
-    build["args"] = {
-        "BASE_IMAGE": BUILD_ARGS["BASE_IMAGE"] % plan.stack.base_image,
-        "APT_OPTIONS": BUILD_ARGS["APT_OPTIONS"],
-    }
-    return build
-
 
 def _health(test: list[str], interval: str = "3s", retries: int = 40) -> dict[str, Any]:
     return {
@@ -51,7 +33,7 @@ def _health(test: list[str], interval: str = "3s", retries: int = 40) -> dict[st
     }
 
 
-def _net(site: SitePlan, ip: str) -> dict[str, Any]:
+def _net(ip: str) -> dict[str, Any]:
     return {"site": {"ipv4_address": ip}}
 
 
@@ -59,41 +41,28 @@ def _secret(source: str, target: str) -> dict[str, str]:
     return {"source": source, "target": target}
 
 
-def _common(plan: Plan) -> dict[str, Any]:
-    return {"restart": "unless-stopped", "logging": LOGGING}
-
-
 def _db(plan: Plan, site: SitePlan) -> dict[str, Any]:
     return {
         "image": plan.image("mariadb"),
-        "build": _build(plan, "mariadb"),
+        "build": build(plan, "mariadb"),
         "hostname": "db",
-        **_common(plan),
+        "restart": "unless-stopped",
+        "logging": LOGGING,
         "secrets": [_secret("db_password", "db_password")],
         "volumes": ["db-data:/var/lib/mysql"],
-        "networks": _net(site, site.service_ip("db")),
+        "networks": _net(site.service_ip("db")),
         "healthcheck": _health(["hpcstack-healthcheck"]),
         "stop_grace_period": "60s",
     }
 
 
-def _slurm_service(plan: Plan, name: str, command: list[str]) -> dict[str, Any]:
-    return {
-        "image": plan.image("slurm"),
-        "build": _build(plan, "slurm", "slurm"),
-        "hostname": name,
-        "command": command,
-        **_common(plan),
-    }
-
-
 def _slurmdbd(plan: Plan, site: SitePlan) -> dict[str, Any]:
-    svc = _slurm_service(plan, "slurmdbd", ["slurmdbd"])
+    svc = slurm_service_base(plan, "slurmdbd", ["slurmdbd"])
     svc.update(
         {
             "secrets": [_secret("munge_key", "munge_key"), _secret("db_password", "db_password")],
             "volumes": ["../slurm:/etc/hpcstack/slurm:ro"],
-            "networks": _net(site, site.service_ip("slurmdbd")),
+            "networks": _net(site.service_ip("slurmdbd")),
             "depends_on": {"db": {"condition": "service_healthy"}},
             "healthcheck": _health(["hpcstack-healthcheck", "slurmdbd"]),
         }
@@ -111,7 +80,7 @@ def _overlay_route_env(plan: Plan, site: SitePlan) -> dict[str, str]:
 
 
 def _slurmctld(plan: Plan, site: SitePlan) -> dict[str, Any]:
-    svc = _slurm_service(plan, "slurmctld", ["slurmctld"])
+    svc = slurm_service_base(plan, "slurmctld", ["slurmctld"])
     env = _overlay_route_env(plan, site)
     if env:
         svc["cap_add"] = ["NET_ADMIN"]
@@ -124,7 +93,7 @@ def _slurmctld(plan: Plan, site: SitePlan) -> dict[str, Any]:
                 "slurmctld-state:/var/spool/slurmctld",
                 "shared:/shared",
             ],
-            "networks": _net(site, site.service_ip("slurmctld")),
+            "networks": _net(site.service_ip("slurmctld")),
             "depends_on": {"slurmdbd": {"condition": "service_healthy"}},
             "healthcheck": _health(["hpcstack-healthcheck", "slurmctld"]),
             "stop_grace_period": "30s",
@@ -134,7 +103,7 @@ def _slurmctld(plan: Plan, site: SitePlan) -> dict[str, Any]:
 
 
 def _tunnel(plan: Plan, site: SitePlan) -> dict[str, Any]:
-    svc = _slurm_service(plan, "tunnel", ["tunnel"])
+    svc = slurm_service_base(plan, "tunnel", ["tunnel"])
     port = plan.stack.tunnel.port
     svc.update(
         {
@@ -145,7 +114,7 @@ def _tunnel(plan: Plan, site: SitePlan) -> dict[str, Any]:
             "secrets": [_secret("wg_hub", "wg_key")],
             "volumes": _wg_volumes(site),
             "ports": [f"{port}:{port}/udp"],
-            "networks": _net(site, site.service_ip("tunnel")),
+            "networks": _net(site.service_ip("tunnel")),
             "healthcheck": _health(["hpcstack-healthcheck", "tunnel"]),
         }
     )
@@ -189,10 +158,18 @@ def _gpu_settings(site: SitePlan, node: NodePlan) -> dict[str, Any]:
     }
 
 
+def _compute_image(site: SitePlan, node: NodePlan) -> str:
+    """GPU nodes on a real GPU runtime get the CUDA variant; the rest the plain compute image."""
+    if node.gpu_indices and site.site.gpu_runtime != "mknod":
+        return "compute-gpu"
+    return "compute"
+
+
 def _node(plan: Plan, site: SitePlan, node: NodePlan) -> dict[str, Any]:
+    image = _compute_image(site, node)
     svc: dict[str, Any] = {
-        "image": plan.image("compute"),
-        "build": _build(plan, "slurm", "compute"),
+        "image": plan.image(image),
+        "build": build(plan, "slurm", image),
         "hostname": node.name,
         "command": [
             "slurmd",
@@ -204,10 +181,11 @@ def _node(plan: Plan, site: SitePlan, node: NodePlan) -> dict[str, Any]:
             "--conf",
             node_conf(plan, node.name),
         ],
-        **_common(plan),
+        "restart": "unless-stopped",
+        "logging": LOGGING,
         "secrets": [_secret("munge_key", "munge_key")],
-        "volumes": ["shared:/shared"],
-        "networks": _net(site, node.site_ip),
+        "volumes": ["shared:/shared", f"gpu-jobs:{GPU_JOB_DIR}"],
+        "networks": _net(node.site_ip),
         "healthcheck": _health(["hpcstack-healthcheck", "slurmd", node.name]),
         "deploy": {"resources": {"limits": {"cpus": str(node.cpus), "memory": f"{node.memory_mb}M"}}},
         "stop_grace_period": "30s",
@@ -258,7 +236,13 @@ def compose_site(plan: Plan, site: SitePlan) -> dict[str, Any]:
         services[node.name] = _node(plan, site, node)
         if site.tunneled and _has_tunnel(plan):
             secrets[f"wg_{node.name}"] = {"file": f"../secrets/wireguard/{node.name}.key"}
-    return {
+    if site.nodes:
+        volumes["gpu-jobs"] = {}
+    monitoring = monitoring_services(plan, site)
+    services.update(monitoring["services"])
+    volumes.update(monitoring["volumes"])
+    secrets.update(monitoring["secrets"])
+    doc: dict[str, Any] = {
         "name": site.project,
         "services": services,
         "networks": {
@@ -270,6 +254,9 @@ def compose_site(plan: Plan, site: SitePlan) -> dict[str, Any]:
         "volumes": volumes,
         "secrets": secrets,
     }
+    if monitoring["configs"]:
+        doc["configs"] = monitoring["configs"]
+    return doc
 
 
 class _NoAliasDumper(yaml.SafeDumper):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..topology import Plan, SitePlan
+from .compose_common import LOGGING, build as _build, slurm_service_base
 from .prometheus import PORTS, exporter_addr, gpu_sites
 
 GRAFANA_IMAGE = "grafana/grafana-oss:11.6.0"  # the Grafana build the dashboards are made for
@@ -24,18 +25,19 @@ def _seconds(duration: str) -> int:
 
 
 def _net(site: SitePlan, service: str) -> dict[str, Any]:
-    return {site.network: {"ipv4_address": site.service_ip(service)}}
+    """On the controller's site a service has its own address; on a tunneled site it shares the
+    first node's network namespace, so it answers at that node's overlay address."""
+    if site.tunneled:
+        return {"network_mode": f"service:{site.nodes[0].name}"}
+    return {"networks": {"site": {"ipv4_address": site.service_ip(service)}}}
 
 
 def _built(plan: Plan, name: str) -> dict[str, Any]:
     return {
         "image": plan.image(name),
-        "build": {
-            "context": f"../images/{name}",
-            "args": {"BASE_IMAGE": plan.stack.base_image, "APT_OPTIONS": "${APT_OPTIONS:-}"},
-        },
+        "build": _build(plan, name),
         "restart": "unless-stopped",
-        "init": False,  # the images run tini themselves
+        "logging": LOGGING,
     }
 
 
@@ -51,7 +53,21 @@ def prometheus_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
         ],
         "volumes": ["../prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
         "ports": [f"127.0.0.1:{PORTS['prometheus']}:{PORTS['prometheus']}"],
-        "networks": _net(site, "prometheus"),
+        **_net(site, "prometheus"),
+        **_overlay_route(plan, site),
+    }
+
+
+def _overlay_route(plan: Plan, site: SitePlan) -> dict[str, Any]:
+    """Prometheus reaches exporters on tunneled sites through the hub."""
+    if not plan.tunneled_sites or plan.stack.tunnel.mode != "wireguard":
+        return {}
+    return {
+        "cap_add": ["NET_ADMIN"],
+        "environment": {
+            "HPCSTACK_OVERLAY_VIA": site.service_ip("tunnel"),
+            "HPCSTACK_OVERLAY_NETS": plan.stack.tunnel.subnet,
+        },
     }
 
 
@@ -59,6 +75,7 @@ def grafana_service(site: SitePlan) -> dict[str, Any]:
     return {
         "image": GRAFANA_IMAGE,
         "restart": "unless-stopped",
+        "logging": LOGGING,
         "depends_on": ["prometheus"],
         "environment": {
             "GF_SECURITY_ADMIN_USER": "admin",
@@ -80,21 +97,30 @@ def grafana_service(site: SitePlan) -> dict[str, Any]:
             "test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/api/health"],
             "interval": "15s", "timeout": "5s", "retries": 5, "start_period": "30s",
         },
-        "networks": _net(site, "grafana"),
+        **_net(site, "grafana"),
     }
 
 
 def slurm_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
     interval = _seconds(plan.stack.monitoring.scrape_interval)
-    return {
-        # The controller image carries Slurm's client commands, munge and the exporter package.
-        "image": plan.image("slurmctld"),
-        "restart": "unless-stopped",
-        "depends_on": ["slurmctld"],
-        "command": ["python3", "-m", "hpcstack.exporter", "--port", str(PORTS["slurm-exporter"]),
-                    "--interval", str(interval)],
-        "networks": _net(site, "slurm-exporter"),
-    }
+    svc = slurm_service_base(
+        plan, "slurm-exporter",
+        ["slurm-exporter", "--port", str(PORTS["slurm-exporter"]), "--interval", str(interval)],
+    )
+    svc.update({
+        # The slurm image carries Slurm's client commands, munge and the exporter package.
+        "secrets": [{"source": "munge_key", "target": "munge_key"}],
+        "volumes": ["../slurm:/etc/hpcstack/slurm:ro"],
+        "depends_on": {"slurmctld": {"condition": "service_healthy"}},
+        **_net(site, "slurm-exporter"),
+        "healthcheck": {
+            "test": ["CMD", "python3", "-c",
+                     "import urllib.request; urllib.request.urlopen("
+                     f"'http://127.0.0.1:{PORTS['slurm-exporter']}/metrics', timeout=5)"],
+            "interval": "15s", "timeout": "10s", "retries": 5, "start_period": "10s",
+        },
+    })
+    return svc
 
 
 def node_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
@@ -108,8 +134,8 @@ def node_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
             "--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|run|var/lib/docker/.+)($|/)",
         ],
         "pid": "host",
-        "volumes": ["/proc:/host/proc:ro", "/sys:/host/sys:ro", "/:/host/root:ro,rslave"],
-        "networks": _net(site, "node-exporter"),
+        "volumes": ["/proc:/host/proc:ro", "/sys:/host/sys:ro", "/:/host/root:ro"],
+        **_net(site, "node-exporter"),
     }
 
 
@@ -117,6 +143,7 @@ def dcgm_exporter_service(site: SitePlan) -> dict[str, Any]:
     return {
         "image": DCGM_IMAGE,
         "restart": "unless-stopped",
+        "logging": LOGGING,
         "command": ["dcgm-exporter", "-f", "/etc/dcgm-exporter/hpcstack-counters.csv",
                     "--hpc-job-mapping-dir", GPU_JOB_DIR],
         "configs": [{"source": "dcgm_counters",
@@ -126,7 +153,7 @@ def dcgm_exporter_service(site: SitePlan) -> dict[str, Any]:
         "deploy": {"resources": {"reservations": {"devices": [
             {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}
         ]}}},
-        "networks": _net(site, "dcgm-exporter"),
+        **_net(site, "dcgm-exporter"),
     }
 
 
@@ -145,7 +172,7 @@ def monitoring_services(plan: Plan, site: SitePlan) -> dict[str, dict[str, Any]]
             services["grafana"] = grafana_service(site)
             volumes["grafana-data"] = {}
             out["secrets"][GRAFANA_SECRET] = {"file": f"../secrets/{GRAFANA_SECRET}"}
-    if mon.dcgm and site in gpu_sites(plan):
+    if mon.dcgm and site in gpu_sites(plan) and site.site.gpu_runtime != "mknod":
         services["dcgm-exporter"] = dcgm_exporter_service(site)
         volumes["gpu-jobs"] = {}
         out["configs"]["dcgm_counters"] = {"file": "../prometheus/dcgm-counters.csv"}

@@ -196,6 +196,16 @@ def image_exists(ref: str) -> bool:
     return bool(DockerClient().image.exists(ref))
 
 
+def try_pull(ref: str) -> bool:
+    """Pull an image; False (not an error) when no registry serves it."""
+    try:
+        DockerClient().image.pull(ref, quiet=True)
+    except DockerException as exc:
+        log.debug("pull %s failed: %s", ref, exc.stderr)
+        return False
+    return True
+
+
 def image_size(ref: str) -> int:
     try:
         return int(DockerClient().image.inspect(ref).size)

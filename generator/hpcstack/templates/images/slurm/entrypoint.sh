@@ -1,6 +1,6 @@
 #!/bin/bash
 # hpcstack entrypoint: one image, the role chosen by the first argument.
-#   slurmctld | slurmdbd | slurmd [slurmd args...] | tunnel | <any command>
+#   slurmctld | slurmdbd | slurmd [slurmd args...] | tunnel | slurm-exporter [args] | <any command>
 # Runs under tini (PID 1, forwards signals); the daemon runs in the foreground and logs to stdout.
 # Secrets are read from /run/secrets (compose secrets), never from the environment.
 set -euo pipefail
@@ -75,6 +75,13 @@ case "$role" in
   tunnel)
     shift
     exec hpcstack-tunnel run
+    ;;
+  slurm-exporter)
+    shift
+    start_munge
+    link_config
+    export PYTHONPATH=/opt/hpcstack/python
+    exec setpriv --reuid slurm --regid slurm --init-groups python3 -m hpcstack.exporter "$@"
     ;;
   *)
     exec "$@"
