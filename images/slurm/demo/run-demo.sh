@@ -1,0 +1,28 @@
+#!/bin/bash
+# hpcstack demo, run on the controller: a hyper-parameter sweep split over the compute nodes
+# with srun; each task's results stream back here and are printed as one table.
+# Usage: run-demo.sh [NODES] [TASKS] [extra srun options...]
+set -euo pipefail
+nodes=${1:-2}
+tasks=${2:-$((nodes * 2))}
+shift $(( $# > 2 ? 2 : $# ))
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+echo "hpcstack demo: sweeping 8 settings of a neural network on the digits data set"
+echo "  submitting: srun -N$nodes -n$tasks $* (from $(hostname))"
+start=$(date +%s.%N)
+srun --job-name=hpcstack-demo --nodes="$nodes" --ntasks="$tasks" --kill-on-bad-exit=1 "$@" \
+  python3 /opt/hpcstack/demo/sweep.py >"$out"
+end=$(date +%s.%N)
+grep -c '^RESULT' "$out" >/dev/null || { echo "demo: no results came back" >&2; cat "$out" >&2; exit 1; }
+echo
+awk -F'\t' -v secs="$(echo "$end - $start" | awk '{print $1 - $3}')" '
+  BEGIN { printf "%-7s %-5s %-10s %-14s %7s %7s %9s %10s\n", "job", "task", "node", "device", "hidden", "alpha", "accuracy", "ms/epoch" }
+  $1 == "RESULT" {
+    printf "%-7s %-5s %-10s %-14s %7s %7s %9s %10s\n", $2, $3, $4, substr($5, 1, 14), $6, $7, $8, $9
+    n++; if ($8 > best) { best = $8; bh = $6; ba = $7 }; nodes[$4] = 1
+  }
+  END {
+    k = 0; for (x in nodes) k++
+    printf "\n%d settings trained on %d node(s) in %.1f s; best accuracy %.4f (hidden=%s, alpha=%s)\n", n, k, secs, best, bh, ba
+  }' "$out"

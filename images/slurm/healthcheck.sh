@@ -1,0 +1,25 @@
+#!/bin/bash
+# hpcstack-healthcheck ROLE: exit 0 only when the role is ready for work, not merely running.
+set -uo pipefail
+case "${1:-}" in
+  slurmctld)
+    scontrol ping 2>/dev/null | grep -q 'is UP'
+    ;;
+  slurmdbd)
+    # A real round trip: authenticate with munge and read the cluster list from slurmdbd.
+    sacctmgr --noheader --parsable2 show cluster format=cluster >/dev/null 2>&1
+    ;;
+  slurmd)
+    # Registered with the controller and usable (not merely a running slurmd process).
+    name=${2:-$(hostname)}
+    state=$(scontrol show node "$name" 2>/dev/null | sed -n 's/.*State=\([A-Z_+]*\).*/\1/p')
+    [ -n "$state" ] && ! [[ $state =~ DOWN|NOT_RESPONDING|INVAL|UNKNOWN ]]
+    ;;
+  tunnel)
+    wg show wg0 >/dev/null 2>&1
+    ;;
+  *)
+    echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel" >&2
+    exit 2
+    ;;
+esac

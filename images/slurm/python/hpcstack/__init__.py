@@ -1,0 +1,1 @@
+"""hpcstack: only the Slurm exporter is installed in this image."""

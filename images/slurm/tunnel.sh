@@ -1,0 +1,86 @@
+#!/bin/bash
+# hpcstack-tunnel: bring up this container's WireGuard interface from the generated config.
+#   up   configure wg0 and return (compute nodes: slurmd then runs in the foreground)
+#   run  configure wg0 and stay in the foreground reporting peers (the cloud-side hub)
+# The generated config (/etc/hpcstack/wireguard/$HPCSTACK_WG_PEER.conf) names peers by '@name'; their public keys
+# come from /etc/hpcstack/wireguard-pub/<name>.pub and this peer's private key from
+# /run/secrets/wg_key. Kernel WireGuard is used when the host has it, wireguard-go otherwise.
+set -euo pipefail
+
+CONF=/etc/hpcstack/wireguard/${HPCSTACK_WG_PEER:?HPCSTACK_WG_PEER names this peer}.conf
+PUB=/etc/hpcstack/wireguard-pub
+KEY=/run/secrets/wg_key
+IFACE=wg0
+log() { printf 'hpcstack-tunnel: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+meta() { sed -n "s/^# $1 = //p" "$CONF"; }
+
+render() {
+  local out=$1 line name
+  : >"$out"
+  while IFS= read -r line; do
+    if [[ $line =~ ^PublicKey\ =\ @([A-Za-z0-9_.-]+)$ ]]; then
+      name=${BASH_REMATCH[1]}
+      [ -s "$PUB/$name.pub" ] || die "public key for peer '$name' missing ($PUB/$name.pub)"
+      line="PublicKey = $(cat "$PUB/$name.pub")"
+    fi
+    printf '%s\n' "$line" >>"$out"
+  done <"$CONF"
+}
+
+up() {
+  [ -r "$CONF" ] || die "no tunnel config at $CONF"
+  [ -s "$KEY" ] || die "no private key at $KEY"
+  [ -c /dev/net/tun ] || [ -d /sys/module/wireguard ] || die "/dev/net/tun missing (compose: devices: [/dev/net/tun])"
+  if ip link show "$IFACE" >/dev/null 2>&1; then ip link del "$IFACE"; fi
+  if ip link add "$IFACE" type wireguard 2>/dev/null; then
+    log "kernel WireGuard"
+  else
+    log "no kernel WireGuard module: using wireguard-go (userspace)"
+    WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 wireguard-go "$IFACE" >/dev/null 2>&1 \
+      || die "wireguard-go failed (needs cap_add NET_ADMIN and /dev/net/tun)"
+  fi
+  local tmp
+  tmp=$(mktemp)
+  render "$tmp"
+  wg setconf "$IFACE" "$tmp"
+  rm -f "$tmp"
+  wg set "$IFACE" private-key "$KEY"
+  ip address add "$(meta Address)" dev "$IFACE"
+  ip link set "$IFACE" mtu "$(meta MTU)" up
+  local net
+  for net in $(meta Routes); do ip route replace "$net" dev "$IFACE"; done
+  log "$IFACE up: $(meta Address), peers: $(wg show "$IFACE" peers | wc -l)"
+}
+
+run() {
+  up
+  trap 'ip link del "$IFACE" 2>/dev/null; exit 0' TERM INT
+  # Stay in the foreground; exit (and let the restart policy act) if the interface goes away.
+  while ip link show "$IFACE" >/dev/null 2>&1; do
+    sleep 30 &
+    wait $!
+  done
+  die "$IFACE disappeared"
+}
+
+reload() {
+  # New peers (a site added): apply without dropping the interface or existing sessions.
+  # syncconf would clear a private key the file lacks, so the staged copy carries it.
+  local tmp
+  tmp=$(mktemp)
+  chmod 600 "$tmp"
+  render "$tmp.peers"
+  awk -v keyfile="$KEY" 'BEGIN { getline key <keyfile } { print } /^\[Interface\]$/ { print "PrivateKey = " key }' "$tmp.peers" >"$tmp"
+  wg syncconf "$IFACE" "$tmp"
+  rm -f "$tmp" "$tmp.peers"
+  log "$IFACE reloaded: peers: $(wg show "$IFACE" peers | wc -l)"
+}
+
+case "${1:-}" in
+  up) up ;;
+  run) run ;;
+  reload) reload ;;
+  *) die "usage: hpcstack-tunnel up|run|reload" ;;
+esac
