@@ -70,8 +70,10 @@ def main(argv: list[str]) -> int:
     jobs = int(argv[1]) if len(argv) > 1 else 10_000
     took, samples = time_collection(jobs)
     verdict = "met" if took < 1.0 else "MISSED"
-    print(f"exporter collection: {jobs} queued jobs, {samples} samples in {took:.3f} s "
-          f"(target < 1 s: {verdict})")
+    print(
+        f"exporter collection: {jobs} queued jobs, {samples} samples in {took:.3f} s "
+        f"(target < 1 s: {verdict})"
+    )
     return 0
 
 

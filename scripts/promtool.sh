@@ -15,6 +15,7 @@ find_promtool() {
   version=$(apt-cache madison promtool 2>/dev/null | awk '{print $3}' | sort -V | tail -n 1)
   if [ -z "$version" ]; then
     # Package lists may not have been fetched yet on a fresh machine.
+    # shellcheck disable=SC2086 # APT_OPTIONS holds several words
     if [ "$(id -u)" -eq 0 ]; then apt-get ${APT_OPTIONS:-} update >/dev/null 2>&1 || true; fi
     version=$(apt-cache madison promtool 2>/dev/null | awk '{print $3}' | sort -V | tail -n 1)
   fi
@@ -26,6 +27,7 @@ find_promtool() {
     # shellcheck disable=SC2064
     trap "rm -rf '$tmp'" RETURN
     printf 'promtool.sh: fetching promtool %s with apt-get download\n' "$version" >&2
+    # shellcheck disable=SC2086 # APT_OPTIONS holds several words
     (cd "$tmp" && apt-get ${APT_OPTIONS:-} download "promtool=$version" >/dev/null) \
       || die "apt-get download promtool=$version failed"
     mkdir -p "$dir"

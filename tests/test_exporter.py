@@ -69,9 +69,7 @@ def test_idle_cluster_has_every_node_idle_but_the_unstarted_one() -> None:
 
 def test_busy_cluster_counts_pending_jobs_by_reason_with_array_tasks() -> None:
     m = scrape(SlurmCollector(RecordedSlurm("busy")))
-    reasons = {
-        (lab["partition"], lab["reason"]): v for lab, v in m["slurm_jobs_pending_by_reason"]
-    }
+    reasons = {(lab["partition"], lab["reason"]): v for lab, v in m["slurm_jobs_pending_by_reason"]}
     assert reasons == {
         ("cpu", "Resources"): 1,
         ("cpu", "Priority"): 5,  # job 6 plus the four tasks of array 11
@@ -98,10 +96,18 @@ def test_busy_cluster_maps_nodes_to_jobs_and_counts_gpus() -> None:
         ("g2", "4", "bob", "gpu"),
     ]
     assert by_label(m["slurm_node_gpus_alloc"], "node") == {
-        "c1": 0, "c2": 0, "c3": 0, "g1": 2, "g2": 1
+        "c1": 0,
+        "c2": 0,
+        "c3": 0,
+        "g1": 2,
+        "g2": 1,
     }
     assert by_label(m["slurm_node_cpus_alloc"], "node") == {
-        "c1": 4, "c2": 4, "c3": 0, "g1": 2, "g2": 2
+        "c1": 4,
+        "c2": 4,
+        "c3": 0,
+        "g1": 2,
+        "g2": 2,
     }
     assert by_label(m["slurm_node_cpus"], "node")["g1"] == 8
 

@@ -39,10 +39,18 @@ def plan_for(**extra: Any) -> Plan:
     doc: dict[str, Any] = {
         "sites": [
             {"name": "cloud", "role": "cloud", "subnet": "172.28.0.0/24"},
-            {"name": "local", "role": "local", "subnet": "172.28.1.0/24",
-             "nodes": [{"prefix": "node", "count": 2, "cpus": 2}]},
-            {"name": "gpusite", "role": "local", "subnet": "172.28.2.0/24",
-             "nodes": [{"name": "g1", "gpus": 1}, {"name": "g2", "gpus": 1}]},
+            {
+                "name": "local",
+                "role": "local",
+                "subnet": "172.28.1.0/24",
+                "nodes": [{"prefix": "node", "count": 2, "cpus": 2}],
+            },
+            {
+                "name": "gpusite",
+                "role": "local",
+                "subnet": "172.28.2.0/24",
+                "nodes": [{"name": "g1", "gpus": 1}, {"name": "g2", "gpus": 1}],
+            },
         ],
         **extra,
     }
@@ -63,17 +71,23 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 # --- generated configuration ---------------------------------------------------------------
 
+
 def test_scrape_targets_follow_the_plan() -> None:
     plan = plan_for(monitoring={"scrape_interval": "15s", "retention": "30d"})
     cfg = prometheus_config(plan)
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
     assert cfg["global"]["scrape_interval"] == "15s"
-    node_targets = {c["labels"]["site"]: c["targets"][0]
-                    for c in jobs["node-exporter"]["static_configs"]}
-    # The cloud site's exporter by its Docker address, tunneled sites by an overlay address.
-    assert node_targets == {"cloud": "172.28.0.16:9100", "local": "10.99.1.2:9100",
-                            "gpusite": "10.99.2.2:9100"}
-    assert [c["targets"] for c in jobs["dcgm-exporter"]["static_configs"]] == [["10.99.2.3:9400"]]
+    node_targets = {
+        c["labels"]["site"]: c["targets"][0] for c in jobs["node-exporter"]["static_configs"]
+    }
+    # The cloud site's exporter by its Docker address; on a tunneled site the exporters share
+    # the first node's network namespace, so they answer at its overlay address.
+    assert node_targets == {
+        "cloud": "172.28.0.16:9100",
+        "local": "10.99.1.4:9100",
+        "gpusite": "10.99.2.4:9100",
+    }
+    assert [c["targets"] for c in jobs["dcgm-exporter"]["static_configs"]] == [["10.99.2.4:9400"]]
     paths = sorted(c["labels"]["__metrics_path__"] for c in jobs["slurmctld"]["static_configs"])
     assert paths == ["/metrics/jobs", "/metrics/nodes", "/metrics/partitions", "/metrics/scheduler"]
     assert jobs["slurmctld"]["scrape_interval"] == "60s"
@@ -113,8 +127,9 @@ def test_compose_publishes_only_on_loopback_and_keeps_the_password_in_a_secret()
     assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert not any("PASSWORD" in k and not k.endswith("__FILE") for k in env)
-    assert cloud["secrets"] == {"grafana_admin_password":
-                                {"file": "../secrets/grafana_admin_password"}}
+    assert cloud["secrets"] == {
+        "grafana_admin_password": {"file": "../secrets/grafana_admin_password"}
+    }
     gpu = monitoring_services(plan, plan.site("gpusite"))
     assert set(gpu["services"]) == {"node-exporter", "dcgm-exporter"}
     dcgm = gpu["services"]["dcgm-exporter"]
@@ -133,7 +148,8 @@ def test_dashboards_are_deterministic_and_import_anywhere() -> None:
         assert json.dumps(board, sort_keys=True, indent=2) + "\n" == text
         variables = board["templating"]["list"]
         assert {"name": "datasource", "type": "datasource", "query": "prometheus"}.items() <= (
-            variables[0].items())
+            variables[0].items()
+        )
         for panel in board["panels"]:
             assert panel["datasource"]["uid"] == "${datasource}"
             for target in panel["targets"]:
@@ -148,12 +164,19 @@ def test_dashboards_are_deterministic_and_import_anywhere() -> None:
 
 def test_gpu_dashboard_uses_dcgm_names() -> None:
     exprs = " ".join(e for _, e in panel_queries(build_dashboard("gpus")))
-    for name in ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_GPU_TEMP",
-                 "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_XID_ERRORS", "hpc_job"):
+    for name in (
+        "DCGM_FI_DEV_GPU_UTIL",
+        "DCGM_FI_DEV_FB_USED",
+        "DCGM_FI_DEV_GPU_TEMP",
+        "DCGM_FI_DEV_POWER_USAGE",
+        "DCGM_FI_DEV_XID_ERRORS",
+        "hpc_job",
+    ):
         assert name in exprs
 
 
 # --- promtool ------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -181,8 +204,9 @@ def test_promtool_test_rules_covers_every_rule(generated: Path) -> None:
     tested_alerts, tested_exprs = set(), set()
     for path in tests:
         for case in yaml.safe_load(path.read_text())["tests"]:
-            tested_alerts |= {t["alertname"] for t in case.get("alert_rule_test", [])
-                              if t.get("exp_alerts")}
+            tested_alerts |= {
+                t["alertname"] for t in case.get("alert_rule_test", []) if t.get("exp_alerts")
+            }
             tested_exprs |= {t["expr"] for t in case.get("promql_expr_test", [])}
     for path in (generated / "prometheus" / "rules").glob("*.yml"):
         for group in yaml.safe_load(path.read_text())["groups"]:
@@ -200,8 +224,9 @@ SCRAPE = "2s"
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check,
-                          timeout=900)
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=check, timeout=900
+    )
 
 
 def build_image(name: str) -> str:
@@ -210,8 +235,18 @@ def build_image(name: str) -> str:
     tag = f"{PREFIX}-{name}:latest"
     apt = os.environ.get("APT_OPTIONS", "")
     base = os.environ.get("BASE_IMAGE", "debian:forky-slim")
-    done = docker("build", "-q", "-t", tag, "--build-arg", f"APT_OPTIONS={apt}",
-                  "--build-arg", f"BASE_IMAGE={base}", str(ROOT / "images" / name), check=False)
+    done = docker(
+        "build",
+        "-q",
+        "-t",
+        tag,
+        "--build-arg",
+        f"APT_OPTIONS={apt}",
+        "--build-arg",
+        f"BASE_IMAGE={base}",
+        str(ROOT / "images" / name),
+        check=False,
+    )
     assert done.returncode == 0, f"building {name} failed (APT_OPTIONS={apt!r}):\n{done.stderr}"
     return tag
 
@@ -227,8 +262,16 @@ def exporter_exposition() -> str:
 
 def e2e_config(plan: Plan) -> dict[str, Any]:
     def job(name: str, host: str, port: int, **extra: Any) -> dict[str, Any]:
-        return {"job_name": name, "static_configs": [{"targets": [f"{host}:{port}"],
-                **({"labels": extra.pop("labels")} if "labels" in extra else {})}], **extra}
+        return {
+            "job_name": name,
+            "static_configs": [
+                {
+                    "targets": [f"{host}:{port}"],
+                    **({"labels": extra.pop("labels")} if "labels" in extra else {}),
+                }
+            ],
+            **extra,
+        }
 
     return {
         "global": {"scrape_interval": SCRAPE, "evaluation_interval": SCRAPE},
@@ -238,8 +281,13 @@ def e2e_config(plan: Plan) -> dict[str, Any]:
             job("node-exporter", f"{PREFIX}-node", 9100),
             job("slurmctld", f"{PREFIX}-native", 9100),
             job("slurm-exporter", f"{PREFIX}-exporter", 9100),
-            job("dcgm-exporter", f"{PREFIX}-dcgm", 9100, labels={"site": "gpusite"},
-                metric_relabel_configs=dcgm_relabel(plan)),
+            job(
+                "dcgm-exporter",
+                f"{PREFIX}-dcgm",
+                9100,
+                labels={"site": "gpusite"},
+                metric_relabel_configs=dcgm_relabel(plan),
+            ),
         ],
     }
 
@@ -293,14 +341,36 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
         docker("run", "-d", "--name", f"{PREFIX}-node", "--network", network, ne_image)
         for name in textfiles:
             # node_exporter's textfile collector serves a file as it is: a static scrape target.
-            docker("run", "-d", "--name", f"{PREFIX}-{name}", "--network", network,
-                   "-v", f"{root / name}:/textfiles:ro", ne_image,
-                   "--collector.disable-defaults", "--collector.textfile",
-                   "--collector.textfile.directory=/textfiles")
-        docker("run", "-d", "--name", f"{PREFIX}-prom", "--network", network,
-               "-p", "127.0.0.1::9090", "-v", f"{prom_dir}:/etc/prometheus:ro", prom_image,
-               "--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
-               "--web.listen-address=:9090")
+            docker(
+                "run",
+                "-d",
+                "--name",
+                f"{PREFIX}-{name}",
+                "--network",
+                network,
+                "-v",
+                f"{root / name}:/textfiles:ro",
+                ne_image,
+                "--collector.disable-defaults",
+                "--collector.textfile",
+                "--collector.textfile.directory=/textfiles",
+            )
+        docker(
+            "run",
+            "-d",
+            "--name",
+            f"{PREFIX}-prom",
+            "--network",
+            network,
+            "-p",
+            "127.0.0.1::9090",
+            "-v",
+            f"{prom_dir}:/etc/prometheus:ro",
+            prom_image,
+            "--config.file=/etc/prometheus/prometheus.yml",
+            "--storage.tsdb.path=/prometheus",
+            "--web.listen-address=:9090",
+        )
         port = docker("port", f"{PREFIX}-prom", "9090/tcp").stdout.strip().rsplit(":", 1)[1]
         url = f"http://127.0.0.1:{port}"
 
@@ -339,8 +409,11 @@ def test_unconditional_alerts_fire_from_recorded_data(prometheus_url: str) -> No
     def firing() -> set[tuple[str, str]]:
         with urllib.request.urlopen(f"{prometheus_url}/api/v1/alerts", timeout=10) as resp:
             alerts = json.load(resp)["data"]["alerts"]
-        return {(a["labels"]["alertname"], a["labels"].get("node", "")) for a in alerts
-                if a["state"] == "firing"}
+        return {
+            (a["labels"]["alertname"], a["labels"].get("node", ""))
+            for a in alerts
+            if a["state"] == "firing"
+        }
 
     got = wait_for("GpuXidError on g2", lambda: ("GpuXidError", "g2") in firing() and firing())
     assert ("GpuXidError", "g2") in got

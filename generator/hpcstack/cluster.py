@@ -182,7 +182,9 @@ class Cluster:
         applied.parent.mkdir(parents=True, exist_ok=True)
         applied.write_text(digest + "\n")
 
-    def down(self, names: list[str] | None, volumes: bool = False, progress: Progress = _quiet) -> None:
+    def down(
+        self, names: list[str] | None, volumes: bool = False, progress: Progress = _quiet
+    ) -> None:
         targets = self.sites(names)
         whole = not names or {s.name for s in targets} == {s.name for s in self.plan.sites}
         if not whole:
@@ -203,8 +205,13 @@ class Cluster:
             return  # controller not running: nothing to tell it
         progress(f"draining {', '.join(names)}")
         node_list = ",".join(names)
-        self.slurm("scontrol", "update", f"nodename={node_list}", "state=DRAIN",
-                   f"reason=hpcstack down --site {site.name}")
+        self.slurm(
+            "scontrol",
+            "update",
+            f"nodename={node_list}",
+            "state=DRAIN",
+            f"reason=hpcstack down --site {site.name}",
+        )
         self.compose(site).down()
         try:
             self.slurm("scontrol", "delete", f"nodename={node_list}")
@@ -280,8 +287,16 @@ class Cluster:
 
     def demo(self, extra: list[str] | None = None) -> Iterator[str]:
         nodes = len(self.plan.nodes)
-        argv = ["runuser", "-u", JOB_USER, "--", "/opt/hpcstack/demo/run-demo.sh",
-                str(nodes), str(nodes * 2), *(extra or [])]
+        argv = [
+            "runuser",
+            "-u",
+            JOB_USER,
+            "--",
+            "/opt/hpcstack/demo/run-demo.sh",
+            str(nodes),
+            str(nodes * 2),
+            *(extra or []),
+        ]
         return exec_stream(self.controller_container(), argv)
 
 

@@ -32,7 +32,9 @@ def resolve(stack: Stack) -> Stack:
     return resolve_auto_gpus(stack)
 
 
-def generate(config: Path, out_dir: Path, dry_run: bool = False, force: bool = False) -> GenerateResult:
+def generate(
+    config: Path, out_dir: Path, dry_run: bool = False, force: bool = False
+) -> GenerateResult:
     stack = resolve(load_stack(config))
     plan = make_plan(stack)
     artifacts = render_all(plan)
@@ -49,7 +51,8 @@ def load_generated(out_dir: Path) -> Plan:
     path = out_dir / STACK_JSON
     if not path.exists():
         raise StateError(
-            f"{out_dir} has not been generated ({STACK_JSON} is missing): run `hpcstack generate` first"
+            f"{out_dir} has not been generated ({STACK_JSON} is missing): "
+            "run `hpcstack generate` first"
         )
     try:
         stack = Stack.model_validate(json.loads(path.read_text()))

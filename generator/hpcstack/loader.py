@@ -55,7 +55,7 @@ def _compose(text: str, file: str) -> tuple[Any, _PositionIndex]:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for k_node, v_node in node.value:
-                key = constructor.construct_object(k_node, deep=True)  # type: ignore[no-untyped-call]
+                key = constructor.construct_object(k_node, deep=True)
                 sub = (*loc, key)
                 if key in out:
                     dupes.append(
@@ -72,7 +72,7 @@ def _compose(text: str, file: str) -> tuple[Any, _PositionIndex]:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [walk(item, (*loc, i)) for i, item in enumerate(node.value)]
-        return constructor.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+        return constructor.construct_object(node, deep=True)
 
     data = walk(root, ()) if root is not None else None
     if dupes:
@@ -182,7 +182,9 @@ def read_text(path: Path) -> str:
 def parse_stack(text: str, file: str = "stack.yaml") -> tuple[Stack, _PositionIndex]:
     """Structure check: YAML -> Stack, or DefinitionError with every problem positioned."""
     if not text.strip():
-        raise ConfigFileError(f"{file}:1:1: the definition is empty (see stack.yaml for an example)")
+        raise ConfigFileError(
+            f"{file}:1:1: the definition is empty (see stack.yaml for an example)"
+        )
     data, index = _compose(text, file)
     if data is None:
         raise ConfigFileError(f"{file}:1:1: the definition holds only comments")

@@ -105,7 +105,9 @@ class Site(Strict):
         description="how GPUs reach containers: the NVIDIA runtime, CDI device names, or "
         "'mknod' (device nodes without a driver: scheduling tests on hosts without GPUs)",
     )
-    overlay: str | None = Field(None, description="tunnel addresses for this site (default: derived)")
+    overlay: str | None = Field(
+        None, description="tunnel addresses for this site (default: derived)"
+    )
     nodes: list[NodeGroup] = []
 
     @field_validator("subnet", "overlay")
@@ -205,7 +207,9 @@ class Cluster(Strict):
     def _release(cls, v: str) -> str:
         if v not in SLURM_SUITES:
             known = ", ".join(sorted(SLURM_SUITES))
-            raise ValueError(f"Slurm release {v!r} is not packaged by Debian; choose one of {known}")
+            raise ValueError(
+                f"Slurm release {v!r} is not packaged by Debian; choose one of {known}"
+            )
         return v
 
     @property

@@ -56,9 +56,9 @@ def query(base_url: str, expr: str, timeout: float = 10.0) -> list[dict[str, Any
     return result
 
 
-def empty_panels(base_url: str, dashboards: dict[str, dict[str, Any]] | None = None) -> list[
-    EmptyPanel
-]:
+def empty_panels(
+    base_url: str, dashboards: dict[str, dict[str, Any]] | None = None
+) -> list[EmptyPanel]:
     """Every panel query of every dashboard that returns nothing (or fails)."""
     boards = dashboards or {slug: build_dashboard(slug) for slug in DASHBOARDS}
     out = []

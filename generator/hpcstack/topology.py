@@ -191,9 +191,7 @@ def make_plan(stack: Stack) -> Plan:
                         gpu_type=group.gpu_type if gpus[name] else None,
                         features=(f"site_{site.name}", *group.features),
                         site_ip=str(site.network[FIRST_NODE_HOST + k]),
-                        overlay_ip=None
-                        if is_controller
-                        else str(overlay[OVERLAY_FIRST_NODE + k]),
+                        overlay_ip=None if is_controller else str(overlay[OVERLAY_FIRST_NODE + k]),
                     )
                 )
                 k += 1

@@ -19,8 +19,20 @@ CHECKS: list[Check] = []
 
 # Names the generated compose files use for services; a node may not take one.
 RESERVED_NAMES = frozenset(
-    {"slurmctld", "slurmdbd", "db", "prometheus", "grafana", "node-exporter", "dcgm-exporter",
-     "tunnel", "sshd", "localhost", "controller", "slurm-exporter"}
+    {
+        "slurmctld",
+        "slurmdbd",
+        "db",
+        "prometheus",
+        "grafana",
+        "node-exporter",
+        "dcgm-exporter",
+        "tunnel",
+        "sshd",
+        "localhost",
+        "controller",
+        "slurm-exporter",
+    }
 )
 COMPOSE_PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Addresses below this in each site subnet are kept for services; nodes start here.
@@ -54,7 +66,8 @@ def exactly_one_controller_site(stack: Stack) -> Iterator[Problem]:
     if len(cloud) != 1:
         yield Problem(
             "sites",
-            f"exactly one site must have role 'cloud' (it hosts the controller); found {len(cloud)}",
+            "exactly one site must have role 'cloud' (it hosts the controller); "
+            f"found {len(cloud)}",
         )
     elif stack.controller.site in names and stack.sites[cloud[0]].name != stack.controller.site:
         yield Problem(

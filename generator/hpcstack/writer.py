@@ -107,11 +107,11 @@ def write_tree(out_dir: Path, artifacts: list[Artifact], changes: list[Change]) 
             os.chmod(tmp, art.mode)
             staged.append((Path(tmp), target))
     except OSError as exc:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+        for staged_file, _ in staged:
+            staged_file.unlink(missing_ok=True)
         raise OutputError(f"cannot write into {out_dir}: {exc}") from None
-    for tmp, target in staged:
-        os.replace(tmp, target)
+    for staged_file, target in staged:
+        os.replace(staged_file, target)
     for ch in changes:
         if ch.status == "removed":
             (out_dir / ch.path).unlink()

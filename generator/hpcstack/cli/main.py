@@ -50,7 +50,9 @@ def print_definition_error(exc: DefinitionError) -> None:
 def cli(verbose: int) -> None:
     """Describe a hybrid Slurm cluster in stack.yaml; hpcstack makes it real."""
     level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _register() -> None:

@@ -23,6 +23,7 @@ HEADER = (
     "# Start it with `hpcstack up --site {site}` or `docker compose -f compose/{site}.yml up -d`.\n"
 )
 
+
 def _health(test: list[str], interval: str = "3s", retries: int = 40) -> dict[str, Any]:
     return {
         "test": ["CMD", *test],
@@ -187,7 +188,9 @@ def _node(plan: Plan, site: SitePlan, node: NodePlan) -> dict[str, Any]:
         "volumes": ["shared:/shared", f"gpu-jobs:{GPU_JOB_DIR}"],
         "networks": _net(node.site_ip),
         "healthcheck": _health(["hpcstack-healthcheck", "slurmd", node.name]),
-        "deploy": {"resources": {"limits": {"cpus": str(node.cpus), "memory": f"{node.memory_mb}M"}}},
+        "deploy": {
+            "resources": {"limits": {"cpus": str(node.cpus), "memory": f"{node.memory_mb}M"}}
+        },
         "stop_grace_period": "30s",
     }
     if site.tunneled and _has_tunnel(plan):
@@ -267,7 +270,9 @@ class _NoAliasDumper(yaml.SafeDumper):
 
 
 def dump(doc: dict[str, Any]) -> str:
-    return yaml.dump(doc, Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False, width=100)
+    return yaml.dump(
+        doc, Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False, width=100
+    )
 
 
 @renderer("compose")

@@ -17,7 +17,7 @@ def build(plan: Plan, context: str, target: str | None = None) -> dict[str, Any]
     if target:
         section["target"] = target
     section["args"] = {
-        "BASE_IMAGE": "${HPCSTACK_BASE_IMAGE:-%s}" % plan.stack.base_image,
+        "BASE_IMAGE": f"${{HPCSTACK_BASE_IMAGE:-{plan.stack.base_image}}}",
         "APT_OPTIONS": APT_OPTIONS_ARG,
     }
     return section

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..topology import Plan, SitePlan
-from .compose_common import LOGGING, build as _build, slurm_service_base
+from .compose_common import LOGGING, slurm_service_base
+from .compose_common import build as _build
 from .prometheus import PORTS, exporter_addr, gpu_sites
 
 GRAFANA_IMAGE = "grafana/grafana-oss:11.6.0"  # the Grafana build the dashboards are made for
@@ -41,6 +42,16 @@ def _built(plan: Plan, name: str) -> dict[str, Any]:
     }
 
 
+def _http_health(url: str) -> dict[str, Any]:
+    return {
+        "test": ["CMD", "wget", "-q", "-O", "/dev/null", url],
+        "interval": "15s",
+        "timeout": "5s",
+        "retries": 5,
+        "start_period": "10s",
+    }
+
+
 def prometheus_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
     mon = plan.stack.monitoring
     return {
@@ -53,6 +64,7 @@ def prometheus_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
         ],
         "volumes": ["../prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
         "ports": [f"127.0.0.1:{PORTS['prometheus']}:{PORTS['prometheus']}"],
+        "healthcheck": _http_health(f"http://127.0.0.1:{PORTS['prometheus']}/-/ready"),
         **_net(site, "prometheus"),
         **_overlay_route(plan, site),
     }
@@ -95,7 +107,10 @@ def grafana_service(site: SitePlan) -> dict[str, Any]:
         "ports": ["127.0.0.1:3000:3000"],
         "healthcheck": {
             "test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/api/health"],
-            "interval": "15s", "timeout": "5s", "retries": 5, "start_period": "30s",
+            "interval": "15s",
+            "timeout": "5s",
+            "retries": 5,
+            "start_period": "30s",
         },
         **_net(site, "grafana"),
     }
@@ -104,22 +119,32 @@ def grafana_service(site: SitePlan) -> dict[str, Any]:
 def slurm_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
     interval = _seconds(plan.stack.monitoring.scrape_interval)
     svc = slurm_service_base(
-        plan, "slurm-exporter",
+        plan,
+        "slurm-exporter",
         ["slurm-exporter", "--port", str(PORTS["slurm-exporter"]), "--interval", str(interval)],
     )
-    svc.update({
-        # The slurm image carries Slurm's client commands, munge and the exporter package.
-        "secrets": [{"source": "munge_key", "target": "munge_key"}],
-        "volumes": ["../slurm:/etc/hpcstack/slurm:ro"],
-        "depends_on": {"slurmctld": {"condition": "service_healthy"}},
-        **_net(site, "slurm-exporter"),
-        "healthcheck": {
-            "test": ["CMD", "python3", "-c",
-                     "import urllib.request; urllib.request.urlopen("
-                     f"'http://127.0.0.1:{PORTS['slurm-exporter']}/metrics', timeout=5)"],
-            "interval": "15s", "timeout": "10s", "retries": 5, "start_period": "10s",
-        },
-    })
+    svc.update(
+        {
+            # The slurm image carries Slurm's client commands, munge and the exporter package.
+            "secrets": [{"source": "munge_key", "target": "munge_key"}],
+            "volumes": ["../slurm:/etc/hpcstack/slurm:ro"],
+            "depends_on": {"slurmctld": {"condition": "service_healthy"}},
+            **_net(site, "slurm-exporter"),
+            "healthcheck": {
+                "test": [
+                    "CMD",
+                    "python3",
+                    "-c",
+                    "import urllib.request; urllib.request.urlopen("
+                    f"'http://127.0.0.1:{PORTS['slurm-exporter']}/metrics', timeout=5)",
+                ],
+                "interval": "15s",
+                "timeout": "10s",
+                "retries": 5,
+                "start_period": "10s",
+            },
+        }
+    )
     return svc
 
 
@@ -135,6 +160,7 @@ def node_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
         ],
         "pid": "host",
         "volumes": ["/proc:/host/proc:ro", "/sys:/host/sys:ro", "/:/host/root:ro"],
+        "healthcheck": _http_health(f"http://127.0.0.1:{PORTS['node-exporter']}/metrics"),
         **_net(site, "node-exporter"),
     }
 
@@ -144,15 +170,33 @@ def dcgm_exporter_service(site: SitePlan) -> dict[str, Any]:
         "image": DCGM_IMAGE,
         "restart": "unless-stopped",
         "logging": LOGGING,
-        "command": ["dcgm-exporter", "-f", "/etc/dcgm-exporter/hpcstack-counters.csv",
-                    "--hpc-job-mapping-dir", GPU_JOB_DIR],
-        "configs": [{"source": "dcgm_counters",
-                     "target": "/etc/dcgm-exporter/hpcstack-counters.csv"}],
+        "command": [
+            "dcgm-exporter",
+            "-f",
+            "/etc/dcgm-exporter/hpcstack-counters.csv",
+            "--hpc-job-mapping-dir",
+            GPU_JOB_DIR,
+        ],
+        "configs": [
+            {"source": "dcgm_counters", "target": "/etc/dcgm-exporter/hpcstack-counters.csv"}
+        ],
         "cap_add": ["SYS_ADMIN"],  # DCGM profiling fields (SM activity) need it
         "volumes": [f"gpu-jobs:{GPU_JOB_DIR}:ro"],
-        "deploy": {"resources": {"reservations": {"devices": [
-            {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}
-        ]}}},
+        # The upstream image has bash but no wget/curl: a TCP connect means it serves.
+        "healthcheck": {
+            "test": ["CMD", "bash", "-c", f"</dev/tcp/127.0.0.1/{PORTS['dcgm-exporter']}"],
+            "interval": "15s",
+            "timeout": "5s",
+            "retries": 5,
+            "start_period": "30s",
+        },
+        "deploy": {
+            "resources": {
+                "reservations": {
+                    "devices": [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+                }
+            }
+        },
         **_net(site, "dcgm-exporter"),
     }
 

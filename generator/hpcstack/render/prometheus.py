@@ -65,24 +65,28 @@ def scrape_targets(plan: Plan) -> dict[str, list[Target]]:
     jobs: dict[str, list[Target]] = {
         "prometheus": [Target(f"127.0.0.1:{PORTS['prometheus']}")],
         "node-exporter": [
-            Target(f"{exporter_addr(plan, s, 'node-exporter')}:{PORTS['node-exporter']}",
-                   {"site": s.name})
+            Target(
+                f"{exporter_addr(plan, s, 'node-exporter')}:{PORTS['node-exporter']}",
+                {"site": s.name},
+            )
             for s in plan.sites
         ],
-        "slurm-exporter": [
-            Target(f"{ctl.service_ip('slurm-exporter')}:{PORTS['slurm-exporter']}")
-        ],
+        "slurm-exporter": [Target(f"{ctl.service_ip('slurm-exporter')}:{PORTS['slurm-exporter']}")],
     }
     if native_metrics(plan):
         jobs["slurmctld"] = [
-            Target(f"{plan.controller_addr}:{SLURMCTLD_PORT}",
-                   {"endpoint": e, "__metrics_path__": f"/metrics/{e}"})
+            Target(
+                f"{plan.controller_addr}:{SLURMCTLD_PORT}",
+                {"endpoint": e, "__metrics_path__": f"/metrics/{e}"},
+            )
             for e in NATIVE_ENDPOINTS
         ]
     if mon.dcgm and gpu_sites(plan):
         jobs["dcgm-exporter"] = [
-            Target(f"{exporter_addr(plan, s, 'dcgm-exporter')}:{PORTS['dcgm-exporter']}",
-                   {"site": s.name})
+            Target(
+                f"{exporter_addr(plan, s, 'dcgm-exporter')}:{PORTS['dcgm-exporter']}",
+                {"site": s.name},
+            )
             for s in gpu_sites(plan)
         ]
     return jobs
@@ -103,12 +107,14 @@ def dcgm_relabel(plan: Plan) -> list[dict[str, Any]]:
             if not node.gpu_indices:
                 continue
             indices = "|".join(str(i) for i in node.gpu_indices)
-            rules.append({
-                "source_labels": ["site", "gpu"],
-                "regex": f"{re.escape(site.name)};({indices})",
-                "target_label": "node",
-                "replacement": node.name,
-            })
+            rules.append(
+                {
+                    "source_labels": ["site", "gpu"],
+                    "regex": f"{re.escape(site.name)};({indices})",
+                    "target_label": "node",
+                    "replacement": node.name,
+                }
+            )
     rules.append({"action": "labeldrop", "regex": "Hostname|hostname"})
     return rules
 

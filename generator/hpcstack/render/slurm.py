@@ -36,7 +36,9 @@ def _device_files(indices: tuple[int, ...]) -> str:
 def render_slurm_conf(plan: Plan) -> str:
     compute_sites = [s for s in plan.sites if s.nodes]
     nodesets = [{"name": f"ns_{s.name}", "feature": f"site_{s.name}"} for s in compute_sites]
-    partitions = [{"name": s.name, "nodes": f"ns_{s.name}", "default": False} for s in compute_sites]
+    partitions = [
+        {"name": s.name, "nodes": f"ns_{s.name}", "default": False} for s in compute_sites
+    ]
     partitions.append({"name": DEFAULT_PARTITION, "nodes": "ALL", "default": True})
     return render_template(
         "slurm/slurm.conf.j2",
@@ -62,7 +64,11 @@ def render_gres_conf(plan: Plan) -> str:
 def node_conf(plan: Plan, node_name: str) -> str:
     """The `slurmd -Z --conf` string a dynamic node registers with."""
     node = next(n for n in plan.nodes if n.name == node_name)
-    parts = [f"CPUs={node.cpus}", f"RealMemory={node.memory_mb}", f"Feature={','.join(node.features)}"]
+    parts = [
+        f"CPUs={node.cpus}",
+        f"RealMemory={node.memory_mb}",
+        f"Feature={','.join(node.features)}",
+    ]
     if node.gres:
         parts.append(f"Gres={node.gres}")
     return " ".join(parts)

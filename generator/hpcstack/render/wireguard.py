@@ -81,7 +81,9 @@ def node_conf(plan: Plan, site: SitePlan, node: NodePlan) -> str:
                 )
             )
     assert node.overlay_ip is not None
-    return _conf(plan, f"{node.name} (site {site.name})", node.overlay_ip, plan.routed_networks, peers)
+    return _conf(
+        plan, f"{node.name} (site {site.name})", node.overlay_ip, plan.routed_networks, peers
+    )
 
 
 def peer_names(plan: Plan) -> list[str]:

@@ -12,10 +12,10 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from python_on_whales import DockerClient, DockerException
 
@@ -163,8 +163,9 @@ def exec_stream(container: str, argv: Sequence[str], user: str | None = None) ->
     log.debug("docker exec %s %s", container, shlex.join(argv))
     try:
         stream = DockerClient().container.execute(container, list(argv), user=user, stream=True)
+        chunks = cast(Iterable[tuple[str, bytes]], stream)
         buf = ""
-        for _source, chunk in stream:  # type: ignore[union-attr]
+        for _source, chunk in chunks:
             buf += chunk.decode(errors="replace")
             while "\n" in buf:
                 line, buf = buf.split("\n", 1)

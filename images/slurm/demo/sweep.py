@@ -48,7 +48,9 @@ def train_cpu(data: tuple, hidden: int, alpha: float) -> tuple[float, float]:  #
     from sklearn.neural_network import MLPClassifier
 
     x_tr, x_te, y_tr, y_te = data
-    model = MLPClassifier(hidden_layer_sizes=(hidden,), alpha=alpha, max_iter=EPOCHS, random_state=0)
+    model = MLPClassifier(
+        hidden_layer_sizes=(hidden,), alpha=alpha, max_iter=EPOCHS, random_state=0
+    )
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -96,7 +98,16 @@ def main() -> None:
         else:
             acc, per_epoch = train_cpu(data, hidden, alpha)
             device = "cpu"
-        fields = [job, task, node, device, str(hidden), f"{alpha:g}", f"{acc:.4f}", f"{per_epoch * 1000:.1f}"]
+        fields = [
+            job,
+            task,
+            node,
+            device,
+            str(hidden),
+            f"{alpha:g}",
+            f"{acc:.4f}",
+            f"{per_epoch * 1000:.1f}",
+        ]
         print("RESULT\t" + "\t".join(fields), flush=True)
 
 

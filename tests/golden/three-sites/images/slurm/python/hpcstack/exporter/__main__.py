@@ -25,9 +25,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=30.0,
         help="seconds a collection is reused before Slurm is asked again (default 30)",
     )
-    p.add_argument(
-        "--command-timeout", type=float, default=20.0, help="seconds per Slurm command"
-    )
+    p.add_argument("--command-timeout", type=float, default=20.0, help="seconds per Slurm command")
     return p.parse_args(argv)
 
 
@@ -37,8 +35,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     collector = SlurmCollector(subprocess_runner(args.command_timeout), max_age=args.interval)
     REGISTRY.register(collector)
     start_http_server(args.port, addr=args.address)
-    log.info("serving Slurm metrics on %s:%d, collection reused for %gs",
-             args.address, args.port, args.interval)
+    log.info(
+        "serving Slurm metrics on %s:%d, collection reused for %gs",
+        args.address,
+        args.port,
+        args.interval,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
