@@ -7,6 +7,7 @@ run.docker, and asks Slurm on the controller for node and job state.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from .run.docker import (
     exec_capture,
     exec_stream,
     image_exists,
+    signal_container,
     try_pull,
 )
 from .topology import Plan, SitePlan
@@ -77,12 +79,30 @@ class TunnelPeer:
     up: bool
 
 
+@dataclass(frozen=True)
+class ScrapeTarget:
+    job: str
+    url: str
+    health: str
+    error: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    state: str
+    severity: str
+    labels: str
+
+
 @dataclass
 class Status:
     sites: dict[str, list[ServiceState]] = field(default_factory=dict)
     nodes: list[NodeState] = field(default_factory=list)
     jobs: list[JobState] = field(default_factory=list)
     tunnel: list[TunnelPeer] = field(default_factory=list)
+    targets: list[ScrapeTarget] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
     controller_up: bool = False
     errors: list[str] = field(default_factory=list)
 
@@ -93,6 +113,8 @@ class Status:
             "nodes": [asdict(n) | {"ready": n.ready} for n in self.nodes],
             "jobs": [asdict(j) for j in self.jobs],
             "tunnel": [asdict(t) for t in self.tunnel],
+            "targets": [asdict(t) for t in self.targets],
+            "alerts": [asdict(a) for a in self.alerts],
             "errors": self.errors,
         }
 
@@ -140,6 +162,10 @@ class Cluster:
     def up(self, names: list[str] | None, progress: Progress = _quiet, timeout: int = 300) -> None:
         targets = self.sites(names)
         ordered = sorted(targets, key=lambda s: not s.is_controller)  # controller site first
+        if self.plan.controller not in targets:
+            # A site joins a running controller: new peers, partitions and gres.conf first,
+            # so its nodes register against the new configuration.
+            self._apply_controller_changes(progress)
         for site in ordered:
             progress(f"starting site {site.name}")
             services, skipped = self.startable_services(site)
@@ -148,8 +174,6 @@ class Cluster:
             self.compose(site).up(services=services, wait_timeout=timeout)
             if site.is_controller:
                 self._apply_controller_changes(progress)
-        if not names or self.plan.controller.name not in names:
-            self._apply_controller_changes(progress)
         wanted = [n.name for s in targets for n in s.nodes]
         self.wait_nodes_ready(wanted, progress=progress, timeout=timeout)
 
@@ -170,10 +194,10 @@ class Cluster:
     def _apply_controller_changes(self, progress: Progress) -> None:
         """New peers and new Slurm config reach the running controller without a restart."""
         ctl = self.compose(self.plan.controller)
-        states = {s.service: s for s in ctl.states()}
-        if "tunnel" in states and states["tunnel"].state == "running":
+        states = {s.service: s for s in ctl.states() if s.state == "running"}
+        if "tunnel" in states:
             exec_capture(states["tunnel"].container, ["hpcstack-tunnel", "reload"])
-        digest = slurm_config_digest(self.out_dir)
+        digest = config_digest(self.out_dir, "slurm")
         applied = self.out_dir / APPLIED_SLURM
         previous = applied.read_text().strip() if applied.exists() else ""
         if previous and previous != digest and "slurmctld" in states:
@@ -181,6 +205,9 @@ class Cluster:
             self.slurm("scontrol", "reconfigure")
         applied.parent.mkdir(parents=True, exist_ok=True)
         applied.write_text(digest + "\n")
+        if "prometheus" in states:
+            # New scrape targets: Prometheus re-reads its mounted configuration on SIGHUP.
+            signal_container(states["prometheus"].container, "HUP")
 
     def down(
         self, names: list[str] | None, volumes: bool = False, progress: Progress = _quiet
@@ -283,7 +310,41 @@ class Cluster:
             st.tunnel = self.tunnel()
         except ToolError as exc:
             st.errors.append(f"tunnel: {exc.summary or exc}")
+        if self.plan.stack.monitoring.enabled:
+            try:
+                st.targets, st.alerts = self.monitoring()
+            except (ToolError, ValueError) as exc:
+                st.errors.append(f"prometheus: {getattr(exc, 'summary', '') or exc}")
         return st
+
+    def monitoring(self) -> tuple[list[ScrapeTarget], list[Alert]]:
+        """Prometheus's targets and its pending/firing alerts, asked inside its container."""
+        container = self.compose(self.plan.controller).container("prometheus")
+
+        def get(path: str) -> Any:
+            text = exec_capture(container, ["wget", "-qO-", f"http://127.0.0.1:9090{path}"])
+            return json.loads(text)["data"]
+
+        targets = [
+            ScrapeTarget(
+                t["labels"].get("job", ""), t["scrapeUrl"], t["health"], t.get("lastError", "")
+            )
+            for t in get("/api/v1/targets")["activeTargets"]
+        ]
+        alerts = [
+            Alert(
+                a["labels"].get("alertname", ""),
+                a["state"],
+                a["labels"].get("severity", ""),
+                ", ".join(
+                    f"{k}={v}"
+                    for k, v in sorted(a["labels"].items())
+                    if k not in ("alertname", "severity")
+                ),
+            )
+            for a in get("/api/v1/alerts")["alerts"]
+        ]
+        return sorted(targets, key=lambda t: (t.job, t.url)), sorted(alerts, key=lambda a: a.name)
 
     def demo(self, extra: list[str] | None = None) -> Iterator[str]:
         nodes = len(self.plan.nodes)
@@ -309,9 +370,9 @@ def build_env(plan: Plan) -> dict[str, str]:
     return env
 
 
-def slurm_config_digest(out_dir: Path) -> str:
+def config_digest(out_dir: Path, subdir: str) -> str:
     h = hashlib.sha256()
-    for path in sorted((out_dir / "slurm").glob("*.conf")):
+    for path in sorted((out_dir / subdir).glob("*.conf")):
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 

@@ -167,6 +167,8 @@ class Monitoring(Strict):
     scrape_interval: str = Field("30s", pattern=r"^\d+[smh]$")
     grafana: bool = True
     dcgm: bool = True
+    prometheus_port: int = Field(9090, ge=1, le=65535, description="on the host's 127.0.0.1")
+    grafana_port: int = Field(3000, ge=1, le=65535, description="on the host's 127.0.0.1")
 
 
 class Aws(Strict):

@@ -125,6 +125,21 @@ def print_status(st: Status) -> None:
             state = "[green]up[/]" if p.up else "[red]down[/]"
             tunnel.add_row(p.name, state, p.endpoint, ago, _bytes(p.rx_bytes), _bytes(p.tx_bytes))
         out.print(tunnel)
+    if st.targets:
+        targets = Table(title="prometheus targets", title_justify="left")
+        for col in ("job", "target", "health", "error"):
+            targets.add_column(col)
+        for t in st.targets:
+            colour = "green" if t.health == "up" else "red"
+            targets.add_row(t.job, t.url, f"[{colour}]{t.health}[/]", t.error[:60])
+        out.print(targets)
+    alerts = Table(title=f"alerts ({len(st.alerts)})", title_justify="left")
+    for col in ("alert", "state", "severity", "labels"):
+        alerts.add_column(col)
+    for a in st.alerts:
+        colour = "red" if a.state == "firing" else "yellow"
+        alerts.add_row(a.name, f"[{colour}]{a.state}[/]", a.severity, a.labels)
+    out.print(alerts)
     jobs = Table(title=f"jobs ({len(st.jobs)})", title_justify="left")
     for col in ("job", "name", "user", "state", "time", "nodes", "nodelist/reason"):
         jobs.add_column(col)

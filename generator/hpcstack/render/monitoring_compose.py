@@ -63,7 +63,7 @@ def prometheus_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
             f"--web.listen-address=:{PORTS['prometheus']}",
         ],
         "volumes": ["../prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
-        "ports": [f"127.0.0.1:{PORTS['prometheus']}:{PORTS['prometheus']}"],
+        "ports": [f"127.0.0.1:{mon.prometheus_port}:{PORTS['prometheus']}"],
         "healthcheck": _http_health(f"http://127.0.0.1:{PORTS['prometheus']}/-/ready"),
         **_net(site, "prometheus"),
         **_overlay_route(plan, site),
@@ -83,7 +83,7 @@ def _overlay_route(plan: Plan, site: SitePlan) -> dict[str, Any]:
     }
 
 
-def grafana_service(site: SitePlan) -> dict[str, Any]:
+def grafana_service(site: SitePlan, port: int) -> dict[str, Any]:
     return {
         "image": GRAFANA_IMAGE,
         "restart": "unless-stopped",
@@ -104,7 +104,7 @@ def grafana_service(site: SitePlan) -> dict[str, Any]:
             "../grafana/dashboards:/var/lib/grafana/dashboards:ro",
             "grafana-data:/var/lib/grafana",
         ],
-        "ports": ["127.0.0.1:3000:3000"],
+        "ports": [f"127.0.0.1:{port}:3000"],
         "healthcheck": {
             "test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/api/health"],
             "interval": "15s",
@@ -213,7 +213,7 @@ def monitoring_services(plan: Plan, site: SitePlan) -> dict[str, dict[str, Any]]
         services["slurm-exporter"] = slurm_exporter_service(plan, site)
         volumes["prometheus-data"] = {}
         if mon.grafana:
-            services["grafana"] = grafana_service(site)
+            services["grafana"] = grafana_service(site, mon.grafana_port)
             volumes["grafana-data"] = {}
             out["secrets"][GRAFANA_SECRET] = {"file": f"../secrets/{GRAFANA_SECRET}"}
     if mon.dcgm and site in gpu_sites(plan) and site.site.gpu_runtime != "mknod":

@@ -197,6 +197,13 @@ def image_exists(ref: str) -> bool:
     return bool(DockerClient().image.exists(ref))
 
 
+def signal_container(container: str, signal: str) -> None:
+    try:
+        DockerClient().container.kill(container, signal=signal)
+    except DockerException as exc:
+        raise _tool_error(exc, f"signalling {container} failed") from None
+
+
 def try_pull(ref: str) -> bool:
     """Pull an image; False (not an error) when no registry serves it."""
     try:

@@ -1,0 +1,372 @@
+"""End to end: the default definition's shape, built from the local base image and run here.
+
+One cluster for the whole module (tests run in order and build on each other): the cloud site
+(controller, slurmdbd, MariaDB, Prometheus, WireGuard hub) and the local site (two nodes) on
+separate Docker networks joined only by the tunnel. Names, subnets and ports differ from the
+default so a user's own `make up` cluster is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.docker
+
+NAME = "hpcse2e"
+CTL = f"{NAME}-cloud-slurmctld-1"
+TUNNEL = f"{NAME}-cloud-tunnel-1"
+PROM_PORT = 19090
+TIMEOUT_S = 20  # slurmd_timeout for the test cluster: a cut tunnel shows quickly
+
+
+def e2e_definition(repo: Path) -> dict[str, Any]:
+    """stack.yaml with the test cluster's name, subnets and ports."""
+    doc = yaml.safe_load((repo / "stack.yaml").read_text())
+    doc["cluster"]["name"] = NAME
+    doc["cluster"]["slurmd_timeout"] = TIMEOUT_S
+    doc["tunnel"].update({"subnet": "10.97.0.0/16", "port": 51897})
+    doc["monitoring"].update(
+        {"scrape_interval": "5s", "prometheus_port": PROM_PORT, "grafana_port": 13000}
+    )
+    doc["sites"][0]["subnet"] = "172.29.0.0/24"
+    doc["sites"][1]["subnet"] = "172.29.1.0/24"
+    return doc
+
+
+def gpu_site() -> dict[str, Any]:
+    # Device nodes made with mknod: this tests Slurm's GPU scheduling, not CUDA.
+    return {
+        "name": "gpusite",
+        "role": "local",
+        "subnet": "172.29.2.0/24",
+        "gpu_runtime": "mknod",
+        "nodes": [{"name": "gpu1", "cpus": 2, "memory_mb": 1024, "gpus": 2, "gpu_type": "tesla"}],
+    }
+
+
+def hpcstack(out: Path, *args: str, check: bool = True, timeout: int = 600) -> str:
+    """Run the CLI as a user would; stdout and stderr together."""
+    r = run_cli(out, *args, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"hpcstack {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r.stdout + r.stderr
+
+
+def status_json(out: Path) -> dict[str, Any]:
+    r = run_cli(out, "status", "--json")
+    return dict(json.loads(r.stdout))
+
+
+def run_cli(out: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hpcstack.cli.main", *args],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "generator")},
+    )
+
+
+def docker(*args: str, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def ctl(*argv: str, check: bool = True) -> str:
+    return docker("exec", CTL, *argv, check=check).stdout
+
+
+def as_user(script: str) -> str:
+    return ctl("runuser", "-u", "hpc", "--", "bash", "-c", script)
+
+
+def wait_for(what: str, fn: Any, timeout: float, interval: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def node_states() -> dict[str, str]:
+    out = ctl("sinfo", "--noheader", "--Node", "--format=%N %T", check=False)
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def started_at(container: str) -> str:
+    return docker("inspect", "-f", "{{.State.StartedAt}}", container).stdout.strip()
+
+
+def prom(path: str) -> Any:
+    out = docker(
+        "exec", f"{NAME}-cloud-prometheus-1", "wget", "-qO-", f"http://127.0.0.1:9090{path}"
+    ).stdout
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Iterator[Path]:
+    out = tmp_path_factory.mktemp("e2e")
+    (out / "stack.yaml").write_text(yaml.safe_dump(e2e_definition(repo), sort_keys=False))
+    hpcstack(out, "generate", "-c", "stack.yaml", "-o", ".")
+    try:
+        hpcstack(out, "up", timeout=1800)
+        yield out
+    finally:
+        hpcstack(out, "down", "--volumes", check=False)
+        left = docker("ps", "-aq", "--filter", f"name={NAME}-").stdout.split()
+        if left:
+            docker("rm", "-f", *left, check=False)
+
+
+def test_up_ends_with_every_node_idle(cluster: Path) -> None:
+    assert node_states() == {"node1": "idle", "node2": "idle"}
+    status = status_json(cluster)
+    assert status["controller_up"] is True
+    assert {n["name"]: n["ready"] for n in status["nodes"]} == {"node1": True, "node2": True}
+    # each node registered from its own tunnel address
+    assert {n["name"]: n["addr"] for n in status["nodes"]} == {
+        "node1": "10.97.1.4",
+        "node2": "10.97.1.5",
+    }
+    assert all(p["up"] for p in status["tunnel"]), status["tunnel"]
+    services = {s["service"]: s for s in status["sites"]["cloud"]}
+    for name in ("db", "slurmdbd", "slurmctld", "tunnel", "prometheus"):
+        assert services[name]["health"] == "healthy", name
+
+
+def test_exec_runs_on_the_controller(cluster: Path) -> None:
+    out = hpcstack(cluster, "exec", "--", "sinfo", "--Node", "--noheader", "--format=%N")
+    assert sorted(set(out.split())) == ["node1", "node2"]
+
+
+def test_sites_reach_each_other_only_through_the_tunnel(cluster: Path) -> None:
+    ctl_addr = "172.29.0.12"
+    # A container on the local site's network without the tunnel cannot reach slurmctld.
+    probe = docker(
+        "run", "--rm", "--network", f"{NAME}-local", "--entrypoint", "bash",
+        "hpcstack-slurm:0.1.0", "-c", f"timeout 3 bash -c '</dev/tcp/{ctl_addr}/6817'",
+        check=False,
+    )  # fmt: skip
+    assert probe.returncode != 0
+    # The node reaches it, and the route it uses is the tunnel.
+    node = f"{NAME}-local-node1-1"
+    route = docker("exec", node, "ip", "route", "get", ctl_addr).stdout
+    assert "dev wg0" in route
+    docker("exec", node, "bash", "-c", f"timeout 3 bash -c '</dev/tcp/{ctl_addr}/6817'")
+
+
+def test_batch_job_and_srun_across_both_nodes(cluster: Path) -> None:
+    out = ctl("srun", "--nodes=2", "--ntasks=2", "hostname")
+    assert sorted(out.split()) == ["node1", "node2"]
+    job = as_user(
+        "cd /shared && sbatch --parsable --wait --nodes=2 --output=/shared/e2e-%j.out "
+        "--wrap 'srun hostname'"
+    ).strip()
+    assert job.isdigit()
+    result = ctl("cat", f"/shared/e2e-{job}.out")  # job output is readable on the controller
+    assert sorted(result.split()) == ["node1", "node2"]
+    sacct = wait_for(
+        "sacct to record the job",
+        lambda: "COMPLETED" in (s := ctl("sacct", "-n", "-X", "-j", job, "-o", "State")) and s,
+        timeout=30,
+    )
+    assert sacct.split() == ["COMPLETED"]
+
+
+def test_demo_prints_the_results_table(cluster: Path) -> None:
+    out = hpcstack(cluster, "demo", timeout=300)
+    assert re.search(r"8 settings trained on 2 node\(s\)", out), out
+    rows = [ln for ln in out.splitlines() if re.match(r"^\d+\s+\d\s+node[12]\s+cpu", ln)]
+    assert len(rows) == 8
+    assert {r.split()[2] for r in rows} == {"node1", "node2"}
+    accs = [float(r.split()[6]) for r in rows]
+    assert max(accs) > 0.8  # it really learned the digits
+    sacct = ctl("sacct", "-n", "-X", "--name=hpcstack-demo", "-o", "State,NNodes")
+    assert sacct.split()[-2:] == ["COMPLETED", "2"]
+
+
+def test_nodes_of_one_site_talk_directly(cluster: Path) -> None:
+    node1 = f"{NAME}-local-node1-1"
+    # The route to node2's overlay address is the tunnel, through the peer node2 itself.
+    docker("exec", node1, "bash", "-c", "timeout 3 bash -c '</dev/tcp/10.97.1.5/6818'")
+    dump = docker("exec", node1, "wg", "show", "wg0", "dump").stdout.splitlines()[1:]
+    pub2 = (cluster / "secrets/wireguard/pub/node2.pub").read_text().strip()
+    peer = next(line.split("\t") for line in dump if line.startswith(pub2))
+    assert peer[2] == "172.29.1.21:51897"  # endpoint: node2 on the site network
+    assert int(peer[4]) > 0 and int(peer[5]) > 0  # handshake done, bytes received directly
+    # and the hub does not carry node2's address for node1: only its own /32
+    hub = docker("exec", TUNNEL, "wg", "show", "wg0", "allowed-ips").stdout
+    assert "10.97.1.5/32" in hub and "10.97.0.0/16" not in hub
+
+
+def test_prometheus_scrapes_every_target(cluster: Path) -> None:
+    def all_up() -> list[dict[str, Any]] | None:
+        targets = prom("/api/v1/targets")["data"]["activeTargets"]
+        return targets if targets and all(t["health"] == "up" for t in targets) else None
+
+    targets = wait_for("every target up", all_up, timeout=90, interval=3)
+    jobs = {t["labels"]["job"] for t in targets}
+    assert {"prometheus", "node-exporter", "slurm-exporter", "slurmctld"} <= jobs
+    # the local site's node_exporter is scraped over the tunnel
+    assert any(t["scrapeUrl"].startswith("http://10.97.1.4:9100") for t in targets)
+    status = hpcstack(cluster, "status")
+    assert "prometheus targets" in status
+
+
+def test_dashboard_panels_show_data(cluster: Path) -> None:
+    from hpcstack.monitoring_check import empty_panels
+
+    base = f"http://127.0.0.1:{PROM_PORT}"
+
+    def cpu_and_slurm_panels_filled() -> list[Any] | None:
+        missing = [p for p in empty_panels(base) if p.dashboard != "gpus"]
+        return None if missing else [True]
+
+    try:
+        wait_for("panels with data", cpu_and_slurm_panels_filled, timeout=120, interval=5)
+    except AssertionError:
+        missing = [p for p in empty_panels(base) if p.dashboard != "gpus"]
+        raise AssertionError(f"panels without data: {missing}") from None
+
+
+def test_cut_tunnel_takes_nodes_down_and_they_return(cluster: Path) -> None:
+    docker("stop", TUNNEL)
+    try:
+        wait_for(
+            "nodes not responding",
+            lambda: all(s.endswith("*") or "down" in s for s in node_states().values()),
+            timeout=TIMEOUT_S * 4,
+        )
+        status = status_json(cluster)
+        assert status["tunnel"] and not any(p["up"] for p in status["tunnel"])
+        # a job submitted meanwhile waits
+        job = as_user("sbatch --parsable --nodes=2 --wrap 'srun hostname'").strip()
+        state = ctl("squeue", "-h", "-j", job, "-o", "%T").strip()
+        assert state == "PENDING"
+    finally:
+        docker("start", TUNNEL)
+    start = time.monotonic()
+    wait_for(
+        "nodes idle again",
+        lambda: (
+            node_states() == {"node1": "idle", "node2": "idle"}
+            or set(node_states().values()) <= {"idle", "allocated", "mixed", "completing"}
+        ),
+        timeout=60,
+    )
+    assert time.monotonic() - start <= 60
+    done = wait_for(
+        "the queued job to finish",
+        lambda: "COMPLETED" in (s := ctl("sacct", "-n", "-X", "-j", job, "-o", "State")) and s,
+        timeout=60,
+    )
+    assert "COMPLETED" in done
+
+
+def test_node_down_alert_fires(cluster: Path) -> None:
+    node2 = f"{NAME}-local-node2-1"
+    docker("stop", node2)
+    try:
+
+        def firing() -> bool:
+            alerts = prom("/api/v1/alerts")["data"]["alerts"]
+            return any(
+                a["labels"].get("alertname") == "SlurmNodeDown" and a["state"] == "firing"
+                for a in alerts
+            )
+
+        # Slurm notices after SlurmdTimeout; the rule's `for` plus two scrape intervals after that.
+        wait_for("SlurmNodeDown firing", firing, timeout=TIMEOUT_S * 3 + 60 + 10, interval=3)
+        assert "SlurmNodeDown" in hpcstack(cluster, "status", check=False)
+    finally:
+        docker("start", node2)
+    wait_for("node2 back", lambda: node_states().get("node2") == "idle", timeout=90)
+
+
+def test_add_a_gpu_site_while_running(cluster: Path, repo: Path) -> None:
+    before = {c: started_at(c) for c in (CTL, TUNNEL, f"{NAME}-local-node1-1")}
+    doc = e2e_definition(repo)
+    doc["sites"].append(gpu_site())
+    (cluster / "stack.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    hpcstack(cluster, "generate", "-c", "stack.yaml", "-o", ".")
+    hpcstack(cluster, "up", "--site", "gpusite", timeout=900)
+    assert node_states().get("gpu1") == "idle"
+    assert {c: started_at(c) for c in before} == before  # nothing else restarted
+    gres = ctl("sinfo", "--Node", "--noheader", "--format=%N %G")
+    assert "gpu1 gpu:tesla:2" in gres
+    assert "gpusite" in ctl("sinfo", "--noheader", "--format=%P")
+
+
+def test_gpu_jobs_get_their_own_gpu(cluster: Path) -> None:
+    # This proves Slurm's GPU scheduling over device nodes made with mknod, not CUDA.
+    script = "echo CVD=$CUDA_VISIBLE_DEVICES; sleep 15"
+    jobs = [
+        as_user(f"sbatch --parsable --gres=gpu:1 -o /shared/gpu-%j.out --wrap '{script}'").strip()
+        for _ in range(3)
+    ]
+    wait_for(
+        "two GPU jobs running",
+        lambda: (
+            ctl("squeue", "-h", "-t", "R", "-o", "%i").split() == jobs[:2]
+            or sorted(ctl("squeue", "-h", "-t", "R", "-o", "%i").split()) == sorted(jobs[:2])
+        ),
+        timeout=30,
+    )
+    third = ctl("squeue", "-h", "-j", jobs[2], "-o", "%T %r").split()
+    assert third == ["PENDING", "Resources"]
+    for j in jobs:
+        wait_for(
+            f"job {j} done",
+            lambda j=j: "COMPLETED" in ctl("sacct", "-n", "-X", "-j", j, "-o", "State"),
+            timeout=90,
+        )
+    seen = [ctl("cat", f"/shared/gpu-{j}.out").strip() for j in jobs]
+    assert sorted(seen[:2]) == ["CVD=0", "CVD=1"]
+    nodes = ctl("sacct", "-n", "-X", "-j", ",".join(jobs), "-o", "NodeList").split()
+    assert set(nodes) == {"gpu1"}  # never on a node without GPUs
+    tres = ctl("sacct", "-n", "-X", "-j", jobs[0], "-o", "AllocTRES%80")
+    assert "gres/gpu=1" in tres
+
+
+def test_gpu_request_beyond_any_node_is_refused(cluster: Path) -> None:
+    r = docker(
+        "exec", CTL, "runuser", "-u", "hpc", "--", "sbatch", "--gres=gpu:3", "--wrap", "true",
+        check=False,
+    )  # fmt: skip
+    assert r.returncode != 0
+    assert "Requested node configuration is not available" in r.stderr
+
+
+def test_down_site_drains_and_removes_its_nodes(cluster: Path) -> None:
+    hpcstack(cluster, "down", "--site", "gpusite")
+    assert "gpu1" not in node_states()
+    assert docker("ps", "-q", "--filter", f"name={NAME}-gpusite-").stdout.strip() == ""
+    assert set(node_states()) == {"node1", "node2"}
+
+
+def test_down_then_up_keeps_job_history(cluster: Path) -> None:
+    before = ctl("sacct", "-n", "-X", "-a", "-S", "2020-01-01", "-o", "JobID").split()
+    assert len(before) >= 4
+    hpcstack(cluster, "down")
+    assert docker("ps", "-q", "--filter", f"name={NAME}-cloud-").stdout.strip() == ""
+    hpcstack(cluster, "up", "--site", "cloud", "--site", "local", timeout=900)
+    after = ctl("sacct", "-n", "-X", "-a", "-S", "2020-01-01", "-o", "JobID").split()
+    assert set(before) <= set(after)
