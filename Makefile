@@ -41,7 +41,7 @@ generate: venv ## write compose/, images/, slurm/, wireguard/, prometheus/, graf
 	$(HPCSTACK) generate -c $(CONFIG)
 
 check-generated: venv ## fail if the committed generated files differ from what generate writes
-	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT
 	git ls-files -z | xargs -0 -I{} cp --parents {} "$$tmp"/ 2>/dev/null
 	cd "$$tmp" && $(CURDIR)/$(HPCSTACK) generate -c $(CONFIG) 2>/dev/null >/dev/null
 	if ! diff -r -q -x secrets -x .git -x '*.pyc' -x __pycache__ -x .venv -x 'applied-*' . "$$tmp" | grep -v '^Only in \.:'; then
@@ -86,7 +86,9 @@ lint: venv ## ruff, mypy, shellcheck, terraform fmt + checkov + HCL assertions, 
 	$(VENV)/bin/mypy
 	$(VENV)/bin/shellcheck scripts/*.sh .ci/run generator/hpcstack/templates/images/*/*.sh generator/hpcstack/templates/images/slurm/demo/*.sh
 	PY=$(CURDIR)/$(PY) scripts/lint-terraform.sh
-	scripts/promtool.sh check
+	scripts/promtool.sh check config prometheus/prometheus.yml
+	scripts/promtool.sh check rules prometheus/rules/*.yml
+	scripts/promtool.sh test rules prometheus/tests/*.yml
 
 bench: venv base-image ## image sizes, cold build, up -> idle, submit -> done, exporter, tunnel
 	$(PY) benchmarks/run.py

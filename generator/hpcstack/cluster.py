@@ -19,6 +19,7 @@ import yaml
 
 from .errors import ClusterError, ToolError
 from .render.images import JOB_USER
+from .render.ssh import node_ports, ssh_mode, sshd_addr
 from .run import apt
 from .run.docker import (
     ServiceState,
@@ -197,6 +198,9 @@ class Cluster:
         states = {s.service: s for s in ctl.states() if s.state == "running"}
         if "tunnel" in states:
             exec_capture(states["tunnel"].container, ["hpcstack-tunnel", "reload"])
+        if "sshd" in states:
+            # ssh mode: a new site's key line; sshd reads authorized_keys at each login.
+            exec_capture(states["sshd"].container, ["hpcstack-entrypoint", "sshd-keys"])
         digest = config_digest(self.out_dir, "slurm")
         applied = self.out_dir / APPLIED_SLURM
         previous = applied.read_text().strip() if applied.exists() else ""
@@ -210,41 +214,57 @@ class Cluster:
             signal_container(states["prometheus"].container, "HUP")
 
     def down(
-        self, names: list[str] | None, volumes: bool = False, progress: Progress = _quiet
+        self,
+        names: list[str] | None,
+        volumes: bool = False,
+        progress: Progress = _quiet,
+        drain_timeout: int = 300,
     ) -> None:
         targets = self.sites(names)
         whole = not names or {s.name for s in targets} == {s.name for s in self.plan.sites}
         if not whole:
             for site in targets:
                 if not site.is_controller:
-                    self._drain_and_remove(site, progress)
+                    self._drain_and_remove(site, progress, drain_timeout)
         for site in sorted(targets, key=lambda s: s.is_controller):  # controller site last
             progress(f"stopping site {site.name}")
             self.compose(site).down(volumes=volumes)
 
-    def _drain_and_remove(self, site: SitePlan, progress: Progress) -> None:
-        names = [n.name for n in site.nodes]
-        if not names:
-            return
+    def _drain_and_remove(self, site: SitePlan, progress: Progress, drain_timeout: int) -> None:
         try:
             self.controller_container()
         except ToolError:
             return  # controller not running: nothing to tell it
+        known = {n.name for n in self.nodes()}
+        names = [n.name for n in site.nodes if n.name in known]
+        if not names:
+            return
         progress(f"draining {', '.join(names)}")
         node_list = ",".join(names)
-        self.slurm(
-            "scontrol",
-            "update",
-            f"nodename={node_list}",
-            "state=DRAIN",
-            f"reason=hpcstack down --site {site.name}",
-        )
+        reason = f"reason=hpcstack down --site {site.name}"
+        self.slurm("scontrol", "update", f"nodename={node_list}", "state=DRAIN", reason)
+        self._wait_drained(names, progress, drain_timeout)
         self.compose(site).down()
         try:
             self.slurm("scontrol", "delete", f"nodename={node_list}")
         except ToolError:
             # Jobs still hold the nodes: they stay drained and are removed when free.
             progress(f"nodes of {site.name} still hold jobs: left drained")
+
+    def _wait_drained(self, names: list[str], progress: Progress, timeout: int) -> None:
+        """Running jobs finish first; after `timeout` seconds the site stops regardless."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            busy = [
+                n.name
+                for n in self.nodes()
+                if n.name in names and not n.state.startswith(("IDLE", "DOWN"))
+            ]
+            if not busy:
+                return
+            progress(f"waiting for jobs to finish on {', '.join(busy)}")
+            time.sleep(2)
+        progress(f"drain timeout ({timeout}s): stopping with jobs still running")
 
     # -- state --------------------------------------------------------------------------------
     def nodes(self) -> list[NodeState]:
@@ -279,6 +299,8 @@ class Cluster:
             time.sleep(1)
 
     def tunnel(self) -> list[TunnelPeer]:
+        if ssh_mode(self.plan):
+            return self.ssh_tunnel()
         if not self.plan.tunneled_sites or self.plan.stack.tunnel.mode != "wireguard":
             return []
         names = public_key_names(self.out_dir)
@@ -292,6 +314,30 @@ class Cluster:
             ]
         dump = exec_capture(running["tunnel"].container, ["wg", "show", "wg0", "dump"])
         return parse_wg_dump(dump, names, now=int(time.time()))
+
+    def ssh_tunnel(self) -> list[TunnelPeer]:
+        """ssh mode, per node: up when its site's ssh-tunnel runs and the sshd container listens
+        on the node's port (the reverse forward is in place). No handshake or byte counts."""
+        ctl = self.compose(self.plan.controller)
+        running = {s.service: s for s in ctl.states() if s.state == "running"}
+        listening: set[int] = set()
+        if "sshd" in running:
+            listening = parse_ss_listeners(exec_capture(running["sshd"].container, ["ss", "-Htln"]))
+        ports = node_ports(self.plan)
+        peers = []
+        for site in self.plan.tunneled_sites:
+            try:
+                client_up = any(
+                    s.service == "ssh-tunnel" and s.state == "running"
+                    for s in self.compose(site).states()
+                )
+            except ToolError:
+                client_up = False
+            for node in site.nodes:
+                port = ports[node.name]
+                up = client_up and port in listening
+                peers.append(TunnelPeer(node.name, f"{sshd_addr(self.plan)}:{port}", 0, 0, 0, up))
+        return sorted(peers, key=lambda p: p.name)
 
     def status(self) -> Status:
         st = Status()
@@ -422,6 +468,16 @@ def parse_squeue(text: str) -> list[JobState]:
         if len(parts) == 7:
             jobs.append(JobState(*parts))
     return jobs
+
+
+def parse_ss_listeners(text: str) -> set[int]:
+    """Ports from `ss -Htln` lines (`LISTEN 0 128 0.0.0.0:17001 0.0.0.0:*`)."""
+    ports = set()
+    for line in text.splitlines():
+        cols = line.split()
+        if len(cols) >= 4 and cols[3].rpartition(":")[2].isdigit():
+            ports.add(int(cols[3].rpartition(":")[2]))
+    return ports
 
 
 def parse_wg_dump(text: str, names: dict[str, str], now: int) -> list[TunnelPeer]:

@@ -148,6 +148,14 @@ class Tunnel(Strict):
     port: int = Field(51820, ge=1, le=65535)
     mtu: int = Field(1380, ge=1280, le=1500)
     keepalive: int = Field(15, ge=1, le=300)
+    ssh_port: int = Field(
+        2222, ge=1, le=65535, description="ssh mode: the host port the cloud site's sshd listens on"
+    )
+    ssh_jump: str | None = Field(
+        None,
+        pattern=r"^([a-z_][a-z0-9_.-]{0,31}@)?[A-Za-z0-9.-]{1,253}(:\d{1,5})?$",
+        description="ssh mode: optional bastion, [user@]host[:port], local sites dial through",
+    )
 
     @field_validator("subnet")
     @classmethod

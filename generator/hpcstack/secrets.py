@@ -6,6 +6,9 @@ Layout (the directory is 0700):
   grafana_admin_password    0440 (when Grafana is on; read by Grafana's gid 0)
   wireguard/<peer>.key      WireGuard private key, 0600
   wireguard/pub/<peer>.pub  its public key (not secret; containers read them all)
+  ssh/host_ed25519_key      ssh mode: the cloud sshd's host key (OpenSSH format), 0600
+  ssh/<site>.key            ssh mode: a local site's client key (OpenSSH format), 0600
+  ssh/pub/<site>.pub        its public key; ssh/pub/known_hosts pins the sshd's host key
 """
 
 from __future__ import annotations
@@ -17,15 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
     PrivateFormat,
     PublicFormat,
+    load_ssh_private_key,
 )
 
 from .errors import OutputError
+from .render.ssh import HOST_ALIAS, ssh_mode
 from .render.wireguard import peer_names
 from .topology import Plan
 
@@ -71,6 +77,18 @@ def wireguard_public(private_b64: str) -> str:
     return base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
 
 
+def ssh_private_key() -> bytes:
+    """A new ed25519 key in OpenSSH's own private key format (what ssh and sshd read)."""
+    key = Ed25519PrivateKey.generate()
+    return key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption())
+
+
+def ssh_public(private_pem: bytes) -> str:
+    """`ssh-ed25519 AAAA...` for an OpenSSH private key."""
+    key = load_ssh_private_key(private_pem, password=None)
+    return key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
+
+
 def _password() -> bytes:
     return pysecrets.token_urlsafe(32).encode()
 
@@ -106,7 +124,39 @@ def ensure_secrets(out_dir: Path, plan: Plan, dry_run: bool = False) -> list[Sec
         result.append(SecretFile(path, "created" if created else "kept"))
     for peer in peer_names(plan):
         result.extend(_ensure_wireguard_peer(root, peer))
+    if ssh_mode(plan):
+        result.extend(_ensure_ssh_keys(root, plan))
     return result
+
+
+def _write_public(path: Path, text: str) -> None:
+    """A derived, non-secret file: kept in step with its private key."""
+    if path.exists() and path.read_text() == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _ensure_ssh_key(path: Path) -> tuple[SecretFile, str]:
+    created = not path.exists() and _create_exclusive(path, ssh_private_key(), 0o600)
+    return SecretFile(path, "created" if created else "kept"), ssh_public(path.read_bytes())
+
+
+def _ensure_ssh_keys(root: Path, plan: Plan) -> list[SecretFile]:
+    """The sshd host key (pinned in known_hosts) and one client key per tunneled site."""
+    ssh = root / "ssh"
+    ssh.mkdir(mode=0o700, exist_ok=True)
+    host, host_pub = _ensure_ssh_key(ssh / "host_ed25519_key")
+    _write_public(ssh / "pub" / "known_hosts", f"{HOST_ALIAS} {host_pub}\n")
+    out = [host]
+    for site in plan.tunneled_sites:
+        key, pub = _ensure_ssh_key(ssh / f"{site.name}.key")
+        _write_public(ssh / "pub" / f"{site.name}.pub", f"{pub} hpcstack-{site.name}\n")
+        out.append(key)
+    return out
 
 
 def _ensure_wireguard_peer(root: Path, peer: str) -> list[SecretFile]:

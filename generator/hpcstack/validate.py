@@ -29,6 +29,7 @@ RESERVED_NAMES = frozenset(
         "dcgm-exporter",
         "tunnel",
         "sshd",
+        "ssh-tunnel",
         "localhost",
         "controller",
         "slurm-exporter",
@@ -191,3 +192,19 @@ def gpus_not_shared(stack: Stack) -> Iterator[Problem]:
                 f"sites[{i}].nodes",
                 "'gpus: auto' takes every GPU of the host: use it on one node of the site only",
             )
+
+
+@check
+def ssh_node_ports_fit(stack: Stack) -> Iterator[Problem]:
+    """ssh mode gives every tunneled node its own port on the sshd; they must all exist."""
+    from .render.ssh import NODE_PORT_BASE  # the renderers import this module: import late
+
+    if stack.tunnel.mode != "ssh":
+        return
+    tunneled = sum(len(s.node_names) for s in stack.sites if s.name != stack.controller.site)
+    if NODE_PORT_BASE + tunneled - 1 > 65535:
+        yield Problem(
+            "tunnel.mode",
+            f"ssh mode needs one port per tunneled node from {NODE_PORT_BASE}: "
+            f"{tunneled} nodes do not fit; use WireGuard",
+        )

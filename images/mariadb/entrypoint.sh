@@ -2,7 +2,7 @@
 # MariaDB for slurmdbd: initialise once (database + user from the db_password secret), then run
 # mariadbd in the foreground with the buffer pool sized for this container's memory.
 set -euo pipefail
-DATA=/var/lib/mysql
+DATA=/var/lib/mariadb
 PW_FILE=/run/secrets/db_password
 DB_NAME=${HPCSTACK_DB_NAME:-slurm_acct_db}
 DB_USER=${HPCSTACK_DB_USER:-slurm}
@@ -44,7 +44,7 @@ if [ ! -e "$DATA/.hpcstack-initialised" ]; then
     mariadb-install-db --user=mysql --datadir="$DATA" --auth-root-authentication-method=socket \
       --skip-test-db >/dev/null
   fi
-  mariadbd --user=mysql --skip-networking "${SIZING[@]}" &
+  mariadbd --user=mysql --datadir="$DATA" --skip-networking "${SIZING[@]}" &
   pid=$!
   ready=0
   for _ in $(seq 240); do
@@ -72,4 +72,4 @@ fi
 
 touch /run/mysqld/hpcstack-ready
 log "starting mariadbd (buffer pool $pool)"
-exec mariadbd --user=mysql "${SIZING[@]}"
+exec mariadbd --user=mysql --datadir="$DATA" "${SIZING[@]}"

@@ -1,6 +1,7 @@
 #!/bin/bash
 # hpcstack entrypoint: one image, the role chosen by the first argument.
-#   slurmctld | slurmdbd | slurmd [slurmd args...] | tunnel | slurm-exporter [args] | <any command>
+#   slurmctld | slurmdbd | slurmd [slurmd args...] | tunnel | sshd | sshd-keys | ssh-tunnel
+#   | slurm-exporter [args] | <any command>
 # Runs under tini (PID 1, forwards signals); the daemon runs in the foreground and logs to stdout.
 # Secrets are read from /run/secrets (compose secrets), never from the environment.
 set -euo pipefail
@@ -38,6 +39,75 @@ overlay_routes() {
   done
 }
 
+dnat_rules() {
+  # ssh mode: HPCSTACK_DNAT="ADDR:PORT=TO_ADDR:PORT ..." rewrites this container's own outgoing
+  # connections (slurmctld -> the site's ssh-tunnel; site mates' sshd-side ports -> the mates).
+  local pair dst to
+  [ -n "${HPCSTACK_DNAT:-}" ] || return 0
+  iptables -t nat -F OUTPUT 2>/dev/null || die "iptables failed (needs cap_add NET_ADMIN)"
+  for pair in $HPCSTACK_DNAT; do
+    dst=${pair%%=*}
+    to=${pair#*=}
+    iptables -t nat -A OUTPUT -p tcp -d "${dst%:*}" --dport "${dst##*:}" -j DNAT --to-destination "$to" \
+      || die "cannot add DNAT $dst -> $to"
+  done
+}
+
+sshd_keys() {
+  # authorized_keys from the generated, restricted lines: `@site` becomes the site's public key.
+  # sshd reads the file at each login, so rerunning this (a site added) needs no restart.
+  local conf=/etc/hpcstack/ssh pub=/etc/hpcstack/ssh-pub line name
+  install -d -m 0755 /etc/ssh/authorized_keys.d
+  umask 022
+  : >/etc/ssh/authorized_keys.d/tunnel.new
+  while IFS= read -r line; do
+    if [[ $line =~ ^(.*)\ @([A-Za-z0-9_-]+)$ ]]; then
+      name=${BASH_REMATCH[2]}
+      [ -s "$pub/$name.pub" ] || die "public key of site '$name' missing ($pub/$name.pub)"
+      line="${BASH_REMATCH[1]} $(head -n1 "$pub/$name.pub")"
+    fi
+    printf '%s\n' "$line" >>/etc/ssh/authorized_keys.d/tunnel.new
+  done <"$conf/authorized_keys"
+  mv /etc/ssh/authorized_keys.d/tunnel.new /etc/ssh/authorized_keys.d/tunnel
+}
+
+run_sshd() {
+  # The cloud side of ssh mode: key-only logins of the tunnel user, forwarding only.
+  local conf=/etc/hpcstack/ssh
+  [ -s /run/secrets/ssh_host_key ] || die "sshd host key missing (run 'hpcstack generate')"
+  install -m 0600 /run/secrets/ssh_host_key /etc/ssh/hpcstack_host_ed25519_key
+  install -d -m 0755 /run/sshd
+  sshd_keys
+  /usr/sbin/sshd -t -f "$conf/sshd_config" || die "sshd_config rejected"
+  exec /usr/sbin/sshd -D -e -f "$conf/sshd_config"
+}
+
+run_ssh_tunnel() {
+  # A local site's one ssh connection; reconnects by itself with a capped backoff.
+  local cfg=/etc/hpcstack/ssh/${HPCSTACK_SSH_SITE:?HPCSTACK_SSH_SITE names the site}.conf
+  local delay=1 started rc child=
+  [ -r "$cfg" ] || die "no ssh client config at $cfg"
+  [ -s /run/secrets/ssh_key ] || die "ssh key missing (run 'hpcstack generate')"
+  install -d -m 0700 /run/hpcstack-ssh
+  install -m 0600 /run/secrets/ssh_key /run/hpcstack-ssh/key
+  trap '[ -n "$child" ] && kill "$child" 2>/dev/null; exit 0' TERM INT
+  while true; do
+    started=$SECONDS
+    log "connecting to the cloud site's sshd"
+    ssh -F "$cfg" -N hpcstack-sshd &
+    child=$!
+    rc=0
+    wait "$child" || rc=$?
+    child=
+    # A connection that held for a minute was healthy: start the backoff over.
+    if [ $((SECONDS - started)) -ge 60 ]; then delay=1; fi
+    log "ssh exited ($rc); reconnecting in ${delay}s"
+    sleep "$delay" &
+    wait $!
+    delay=$((delay * 2 > 15 ? 15 : delay * 2))
+  done
+}
+
 role=${1:-slurmctld}
 case "$role" in
   slurmctld)
@@ -64,6 +134,7 @@ case "$role" in
     shift
     start_munge
     overlay_routes
+    dnat_rules
     if [ -n "${HPCSTACK_WG_PEER:-}" ]; then hpcstack-tunnel up; fi
     # GPU device nodes for scheduling tests on hosts without a GPU (gpu_runtime: mknod).
     for i in ${HPCSTACK_MKNOD_GPUS:-}; do
@@ -75,6 +146,15 @@ case "$role" in
   tunnel)
     shift
     exec hpcstack-tunnel run
+    ;;
+  sshd)
+    run_sshd
+    ;;
+  sshd-keys)
+    sshd_keys
+    ;;
+  ssh-tunnel)
+    run_ssh_tunnel
     ;;
   slurm-exporter)
     shift

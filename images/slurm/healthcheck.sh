@@ -18,8 +18,15 @@ case "${1:-}" in
   tunnel)
     wg show wg0 >/dev/null 2>&1
     ;;
+  sshd)
+    ss -Htln 'sport = :22' | grep -q .
+    ;;
+  ssh-tunnel)
+    # The local forward to slurmctld is bound only once ssh is logged in with every forward.
+    ss -Htln 'sport = :6817' | grep -q .
+    ;;
   *)
-    echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel" >&2
+    echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel|sshd|ssh-tunnel" >&2
     exit 2
     ;;
 esac

@@ -75,10 +75,16 @@ def up(out_dir: Path, sites: tuple[str, ...], build: bool, pull: bool, timeout: 
 @dir_option
 @site_option
 @click.option("--volumes", is_flag=True, help="Also delete the database and controller state.")
-def down(out_dir: Path, sites: tuple[str, ...], volumes: bool) -> None:
+@click.option(
+    "--drain-timeout",
+    default=300,
+    show_default=True,
+    help="With --site: seconds to let running jobs finish before the site stops.",
+)
+def down(out_dir: Path, sites: tuple[str, ...], volumes: bool, drain_timeout: int) -> None:
     """Stop sites (a single local site is drained and its nodes removed first)."""
     cluster = _cluster(out_dir)
-    cluster.down(list(sites), volumes=volumes, progress=_Progress())
+    cluster.down(list(sites), volumes=volumes, progress=_Progress(), drain_timeout=drain_timeout)
     kept = "" if volumes else " (volumes kept: job history and queued jobs survive)"
     err.print(f"stopped{kept}.")
 

@@ -130,7 +130,12 @@ CLUSTER = (
         (
             q("max by (node) (slurm_node_cpus_alloc)", "CPUs allocated", instant=True),
             q("max by (node) (slurm_node_gpus_alloc)", "GPUs allocated", instant=True),
-            q("count by (node) (slurm_node_job)", "jobs", instant=True),
+            # a node with no job shows 0, not a gap
+            q(
+                "count by (node) (slurm_node_job) or 0 * max by (node) (slurm_node_cpus)",
+                "jobs",
+                instant=True,
+            ),
         ),
         width=24,
     ),

@@ -33,6 +33,12 @@ def _device_files(indices: tuple[int, ...]) -> str:
     return "/dev/nvidia[" + ",".join(str(i) for i in indices) + "]"
 
 
+def def_mem_per_cpu(plan: Plan) -> int:
+    """The smallest node's memory per CPU (MB), so a default job fits anywhere."""
+    shares = [n.memory_mb // n.cpus for n in plan.nodes]
+    return max(min(shares), 1) if shares else 1024
+
+
 def render_slurm_conf(plan: Plan) -> str:
     compute_sites = [s for s in plan.sites if s.nodes]
     nodesets = [{"name": f"ns_{s.name}", "feature": f"site_{s.name}"} for s in compute_sites]
@@ -47,6 +53,7 @@ def render_slurm_conf(plan: Plan) -> str:
         ports=_ports(),
         max_node_count=plan.stack.cluster.max_nodes,
         slurmd_timeout=plan.stack.cluster.slurmd_timeout,
+        def_mem_per_cpu=def_mem_per_cpu(plan),
         nodesets=nodesets,
         partitions=partitions,
     )

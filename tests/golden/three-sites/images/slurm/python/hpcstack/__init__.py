@@ -1,1 +1,0 @@
-"""hpcstack: only the Slurm exporter is installed in this image."""
