@@ -12,8 +12,8 @@ HPCSTACK := $(VENV)/bin/hpcstack
 CONFIG ?= stack.yaml
 # The base image the Dockerfiles start from (debian:<suite>-slim for the definition's Slurm release).
 BASE_IMAGE ?= $(shell $(PY) -c 'import sys; sys.path.insert(0, "generator"); from hpcstack.loader import load_stack; from pathlib import Path; print(load_stack(Path("$(CONFIG)")).base_image)' 2>/dev/null || echo debian:forky-slim)
-# Extra apt options only for a frozen Debian mirror (see scripts/apt-options.sh); empty otherwise.
-export HPCSTACK_APT_OPTIONS ?= $(shell scripts/apt-options.sh 2>/dev/null)
+# Image builds add apt options only for a frozen Debian mirror: hpcstack works that out when it
+# builds (after `engine` has refreshed apt's lists); set HPCSTACK_APT_OPTIONS to override.
 PYTEST_ARGS ?=
 
 .PHONY: help venv engine base-image generate check-generated images up demo down status test \

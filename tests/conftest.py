@@ -17,6 +17,15 @@ sys.path.insert(0, str(REPO / "generator"))
 _ENGINE: bool | None = None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Image builds in tests use the same apt options `hpcstack up` works out: only for a frozen
+    # Debian mirror (expired Release files), nothing on a live one.
+    if "HPCSTACK_APT_OPTIONS" not in os.environ:
+        from hpcstack.run.apt import frozen_mirror_options
+
+        os.environ["HPCSTACK_APT_OPTIONS"] = frozen_mirror_options("forky")
+
+
 def engine_running() -> bool:
     global _ENGINE
     if _ENGINE is None:

@@ -60,7 +60,7 @@ def _build_image(tmp: Path) -> None:
     context = tmp / "sshd-context"
     shutil.copytree(FIXTURE, context)
     shutil.copy(HARDENING, context / "sshd-hardening.conf")
-    apt = os.environ.get("HPCSTACK_APT_OPTIONS", "-o Acquire::Check-Valid-Until=false")
+    apt = os.environ.get("HPCSTACK_APT_OPTIONS", "")
     docker("build", "-q", "-t", IMAGE, "--build-arg", f"APT_OPTIONS={apt}", str(context))
 
 

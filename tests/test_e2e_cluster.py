@@ -386,3 +386,35 @@ def test_down_then_up_keeps_job_history(cluster: Path) -> None:
     hpcstack(cluster, "up", "--site", "cloud", "--site", "local", timeout=900)
     after = ctl("sacct", "-n", "-X", "-a", "-S", "2020-01-01", "-o", "JobID").split()
     assert set(before) <= set(after)
+
+
+def test_no_secret_in_images_or_container_environment(cluster: Path) -> None:
+    secrets_dir = cluster / "secrets"
+    secrets = [
+        p.read_bytes().strip()
+        for p in secrets_dir.rglob("*")
+        if p.is_file() and "pub" not in p.parts
+    ]
+    assert len(secrets) >= 5
+    # every container's environment and every image's build history
+    names = docker("ps", "-q", "--filter", f"name={NAME}-").stdout.split()
+    for cid in names:
+        env = docker("inspect", "-f", "{{json .Config.Env}}", cid).stdout.encode()
+        assert not any(s in env for s in secrets), cid
+    for image in ("hpcstack-slurm:0.1.0", "hpcstack-compute:0.1.0", "hpcstack-mariadb:0.1.0"):
+        history = docker("history", "--no-trunc", image).stdout.encode()
+        assert not any(s in history for s in secrets), image
+        # the files of the image itself: no munge key at all, none of this cluster's secrets
+        cid = docker("create", image).stdout.strip()
+        try:
+            with subprocess.Popen(["docker", "export", cid], stdout=subprocess.PIPE) as proc:
+                assert proc.stdout is not None
+                tail = b""
+                while chunk := proc.stdout.read(1 << 20):
+                    window = tail + chunk
+                    assert not any(s in window for s in secrets), image
+                    tail = window[-2048:]
+            listing = docker("run", "--rm", "--entrypoint", "ls", image, "/etc/munge", check=False)
+            assert "munge.key" not in listing.stdout, image
+        finally:
+            docker("rm", "-f", cid, check=False)

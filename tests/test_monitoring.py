@@ -233,7 +233,7 @@ def build_image(name: str) -> str:
     # APT_OPTIONS as for every image build (e.g. -o Acquire::Check-Valid-Until=false on a frozen
     # mirror); BASE_IMAGE must exist locally or be pullable (scripts/base-image.sh makes it).
     tag = f"{PREFIX}-{name}:latest"
-    apt = os.environ.get("APT_OPTIONS", "")
+    apt = os.environ.get("HPCSTACK_APT_OPTIONS", "")
     base = os.environ.get("BASE_IMAGE", "debian:forky-slim")
     done = docker(
         "build",
