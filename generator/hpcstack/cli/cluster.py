@@ -94,16 +94,17 @@ def down(out_dir: Path, sites: tuple[str, ...], volumes: bool, drain_timeout: in
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
 def status(out_dir: Path, as_json: bool) -> None:
     """Sites and their services, nodes, jobs and the tunnel."""
-    st = _cluster(out_dir).status()
+    cluster = _cluster(out_dir)
+    st = cluster.status()
     if as_json:
         click.echo(json.dumps(st.to_dict(), indent=2, sort_keys=True))
     else:
-        print_status(st)
+        print_status(st, cluster.plan.stack.tunnel.mode)
     if not st.controller_up:
         sys.exit(1)
 
 
-def print_status(st: Status) -> None:
+def print_status(st: Status, tunnel_mode: str = "wireguard") -> None:
     services = Table(title="services", title_justify="left")
     for col in ("site", "service", "state", "health"):
         services.add_column(col)
@@ -122,12 +123,16 @@ def print_status(st: Status) -> None:
         nodes.add_row(n.name, f"[{colour}]{n.state}[/]", n.addr, n.partitions, n.gres, n.reason)
     out.print(nodes)
     if st.tunnel:
-        tunnel = Table(title="tunnel (WireGuard hub)", title_justify="left")
+        title = "tunnel (WireGuard hub)" if tunnel_mode == "wireguard" else "tunnel (reverse SSH)"
+        tunnel = Table(title=title, title_justify="left")
         for col in ("peer", "state", "endpoint", "last handshake", "received", "sent"):
             tunnel.add_column(col)
         now = int(time.time())
         for p in st.tunnel:
-            ago = f"{now - p.latest_handshake}s ago" if p.latest_handshake else "never"
+            if tunnel_mode != "wireguard":
+                ago = "-"
+            else:
+                ago = f"{now - p.latest_handshake}s ago" if p.latest_handshake else "never"
             state = "[green]up[/]" if p.up else "[red]down[/]"
             tunnel.add_row(p.name, state, p.endpoint, ago, _bytes(p.rx_bytes), _bytes(p.tx_bytes))
         out.print(tunnel)

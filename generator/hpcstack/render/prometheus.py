@@ -58,10 +58,19 @@ def native_metrics(plan: Plan) -> bool:
     return (major, minor) >= (25, 11)
 
 
+def reachable_sites(plan: Plan) -> list[SitePlan]:
+    """Sites whose exporters Prometheus can reach: all over WireGuard; in reverse-SSH mode the
+    tunnel carries Slurm's ports only, so just the controller's own site."""
+    if plan.stack.tunnel.mode == "ssh":
+        return [s for s in plan.sites if not s.tunneled]
+    return list(plan.sites)
+
+
 def scrape_targets(plan: Plan) -> dict[str, list[Target]]:
     """Every scrape job's targets, by job name."""
     mon = plan.stack.monitoring
     ctl = plan.controller
+    reachable = reachable_sites(plan)
     jobs: dict[str, list[Target]] = {
         "prometheus": [Target(f"127.0.0.1:{PORTS['prometheus']}")],
         "node-exporter": [
@@ -69,7 +78,7 @@ def scrape_targets(plan: Plan) -> dict[str, list[Target]]:
                 f"{exporter_addr(plan, s, 'node-exporter')}:{PORTS['node-exporter']}",
                 {"site": s.name},
             )
-            for s in plan.sites
+            for s in reachable
         ],
         "slurm-exporter": [Target(f"{ctl.service_ip('slurm-exporter')}:{PORTS['slurm-exporter']}")],
     }
@@ -81,13 +90,14 @@ def scrape_targets(plan: Plan) -> dict[str, list[Target]]:
             )
             for e in NATIVE_ENDPOINTS
         ]
-    if mon.dcgm and gpu_sites(plan):
+    gpu_targets = [s for s in gpu_sites(plan) if s in reachable]
+    if mon.dcgm and gpu_targets:
         jobs["dcgm-exporter"] = [
             Target(
                 f"{exporter_addr(plan, s, 'dcgm-exporter')}:{PORTS['dcgm-exporter']}",
                 {"site": s.name},
             )
-            for s in gpu_sites(plan)
+            for s in gpu_targets
         ]
     return jobs
 
