@@ -151,7 +151,7 @@ class Cluster:
     # -- images -------------------------------------------------------------------------------
     def build(self, sites: list[SitePlan], progress: Progress = _quiet) -> None:
         for site in sites:
-            progress(f"building images for site {site.name}")
+            progress(f"building images for site {site.name} (minutes the first time, cached after)")
             self.compose(site).build()
 
     def pull(self, sites: list[SitePlan], progress: Progress = _quiet) -> None:

@@ -96,7 +96,11 @@ class SiteCompose:
                     os.environ[k] = v
 
     def build(self) -> None:
-        self._run(f"building images for site {self.site.name} failed", self._client.compose.build)
+        self._run(
+            f"building images for site {self.site.name} failed",
+            self._client.compose.build,
+            quiet=True,
+        )
 
     def pull(self) -> None:
         self._run(f"pulling images for site {self.site.name} failed", self._client.compose.pull)
