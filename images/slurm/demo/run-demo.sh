@@ -25,4 +25,4 @@ awk -F'\t' -v secs="$(echo "$end - $start" | awk '{print $1 - $3}')" '
   END {
     k = 0; for (x in nodes) k++
     printf "\n%d settings trained on %d node(s) in %.1f s; best accuracy %.4f (hidden=%s, alpha=%s)\n", n, k, secs, best, bh, ba
-  }' "$out"
+  }' < <(grep '^RESULT' "$out" | sort -t "$(printf '\t')" -k6,6n -k7,7g)
