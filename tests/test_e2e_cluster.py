@@ -9,10 +9,8 @@ default so a user's own `make up` cluster is left alone.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +19,16 @@ from typing import Any
 import pytest
 import yaml
 
+from clusterlib import Controller, docker, hpcstack, run_cli, started_at, wait_for
+
 pytestmark = pytest.mark.docker
 
 NAME = "hpcse2e"
 CTL = f"{NAME}-cloud-slurmctld-1"
+_CTL = Controller(CTL)
+ctl = _CTL.run
+as_user = _CTL.as_user
+node_states = _CTL.node_states
 TUNNEL = f"{NAME}-cloud-tunnel-1"
 PROM_PORT = 19090
 TIMEOUT_S = 20  # slurmd_timeout for the test cluster: a cut tunnel shows quickly
@@ -55,63 +59,9 @@ def gpu_site() -> dict[str, Any]:
     }
 
 
-def hpcstack(out: Path, *args: str, check: bool = True, timeout: int = 600) -> str:
-    """Run the CLI as a user would; stdout and stderr together."""
-    r = run_cli(out, *args, timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"hpcstack {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r.stdout + r.stderr
-
-
 def status_json(out: Path) -> dict[str, Any]:
     r = run_cli(out, "status", "--json")
     return dict(json.loads(r.stdout))
-
-
-def run_cli(out: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hpcstack.cli.main", *args],
-        cwd=out,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "generator")},
-    )
-
-
-def docker(*args: str, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r
-
-
-def ctl(*argv: str, check: bool = True) -> str:
-    return docker("exec", CTL, *argv, check=check).stdout
-
-
-def as_user(script: str) -> str:
-    return ctl("runuser", "-u", "hpc", "--", "bash", "-c", script)
-
-
-def wait_for(what: str, fn: Any, timeout: float, interval: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-def node_states() -> dict[str, str]:
-    out = ctl("sinfo", "--noheader", "--Node", "--format=%N %T", check=False)
-    return dict(line.split() for line in out.splitlines() if line.strip())
-
-
-def started_at(container: str) -> str:
-    return docker("inspect", "-f", "{{.State.StartedAt}}", container).stdout.strip()
 
 
 def prom(path: str) -> Any:

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import paramiko
 import pytest
 
+from clusterlib import Controller, docker, hpcstack, run_cli, started_at, wait_for
 from hpcstack.secrets import ssh_private_key
 
 pytestmark = pytest.mark.docker
 
 NAME = "hpcssh"
 CTL = f"{NAME}-cloud-slurmctld-1"
+_CTL = Controller(CTL)
+ctl = _CTL.run
+as_user = _CTL.as_user
+node_states = _CTL.node_states
 SSHD = f"{NAME}-cloud-sshd-1"
 CLIENT = f"{NAME}-local-ssh-tunnel-1"
 SSH_PORT = 12222
@@ -34,61 +34,8 @@ SSHD_ADDR = "172.31.0.19"
 NODE_PORTS = {"node1": 17001, "node2": 17002}
 
 
-def run_cli(out: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hpcstack.cli.main", *args],
-        cwd=out,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "generator")},
-    )
-
-
-def hpcstack(out: Path, *args: str, check: bool = True, timeout: int = 600) -> str:
-    r = run_cli(out, *args, timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"hpcstack {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r.stdout + r.stderr
-
-
-def docker(*args: str, check: bool = True, timeout: int = 180) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r
-
-
-def ctl(*argv: str, check: bool = True) -> str:
-    return docker("exec", CTL, *argv, check=check).stdout
-
-
-def as_user(script: str) -> str:
-    return ctl("runuser", "-u", "hpc", "--", "bash", "-c", script)
-
-
-def wait_for(what: str, fn: Any, timeout: float, interval: float = 2.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-def node_states() -> dict[str, str]:
-    out = ctl("sinfo", "--noheader", "--Node", "--partition=all", "--format=%N %T", check=False)
-    return dict(line.split() for line in out.splitlines() if line.strip())
-
-
 def all_idle() -> bool:
     return node_states() == {"node1": "idle", "node2": "idle"}
-
-
-def started_at(container: str) -> str:
-    return docker("inspect", "-f", "{{.State.StartedAt}}", container).stdout.strip()
 
 
 def batch_on_two_nodes(tag: str) -> tuple[str, list[str]]:

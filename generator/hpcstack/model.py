@@ -25,6 +25,17 @@ RELEASE_RE = re.compile(r"^\d{2}\.\d{2}$")
 SLURM_SUITES: dict[str, str] = {"24.11": "trixie", "26.05": "forky"}
 
 
+def ipv4_network(value: str, max_prefix: int, what: str) -> str:
+    """`value` if it is an IPv4 network in CIDR form no smaller than /max_prefix."""
+    try:
+        net = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"not an IPv4 network in CIDR form: {exc}") from None
+    if net.prefixlen > max_prefix:
+        raise ValueError(f"{what} too small: use a /{max_prefix} or larger")
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -113,15 +124,7 @@ class Site(Strict):
     @field_validator("subnet", "overlay")
     @classmethod
     def _is_network(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        try:
-            net = ipaddress.IPv4Network(v, strict=True)
-        except ValueError as exc:
-            raise ValueError(f"not an IPv4 network in CIDR form: {exc}") from None
-        if net.prefixlen > 28:
-            raise ValueError("network too small: use a /28 or larger")
-        return v
+        return None if v is None else ipv4_network(v, max_prefix=28, what="network")
 
     @property
     def network(self) -> ipaddress.IPv4Network:
@@ -160,13 +163,7 @@ class Tunnel(Strict):
     @field_validator("subnet")
     @classmethod
     def _is_network(cls, v: str) -> str:
-        try:
-            net = ipaddress.IPv4Network(v, strict=True)
-        except ValueError as exc:
-            raise ValueError(f"not an IPv4 network in CIDR form: {exc}") from None
-        if net.prefixlen > 20:
-            raise ValueError("overlay too small: use a /20 or larger")
-        return v
+        return ipv4_network(v, max_prefix=20, what="overlay")
 
 
 class Monitoring(Strict):

@@ -28,6 +28,7 @@ from ..loader import load_stack
 from ..run.aws import Aws, IngressRule, caller_cidr, lookup_public_address, normalise_cidr
 from ..run.ssh import Endpoint, FileToSend, Remote, SshSettings
 from ..topology import Plan, make_plan
+from .definition import config_option
 
 err = Console(stderr=True, highlight=False)
 
@@ -41,16 +42,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 # --- shared options --------------------------------------------------------------------------
 
 
-def definition_options(fn: F) -> F:
-    fn = click.option(
-        "-c",
-        "--config",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=Path("stack.yaml"),
-        show_default=True,
-        help="The definition file.",
-    )(fn)
-    return fn
+# The same -c/--config as validate and generate.
+definition_options = config_option
 
 
 def output_option(fn: F) -> F:
