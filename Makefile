@@ -4,6 +4,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 .ONESHELL:
+# One shell per recipe, stopping at the first failing line.
+.SHELLFLAGS := -eu -o pipefail -c
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -43,12 +45,12 @@ generate: venv ## write compose/, images/, slurm/, wireguard/, prometheus/, graf
 check-generated: venv ## fail if the committed generated files differ from what generate writes
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT
 	git ls-files -z | xargs -0 -I{} cp --parents {} "$$tmp"/ 2>/dev/null
-	cd "$$tmp" && $(CURDIR)/$(HPCSTACK) generate -c $(CONFIG) 2>/dev/null >/dev/null
-	if ! diff -r -q -x secrets -x .git -x '*.pyc' -x __pycache__ -x .venv -x 'applied-*' . "$$tmp" | grep -v '^Only in \.:'; then
-	  echo "generated files are up to date"
-	else
-	  echo "error: committed output differs from 'make generate' (run it and commit)"; exit 1
+	(cd "$$tmp" && $(CURDIR)/$(HPCSTACK) generate -c $(CONFIG) >/dev/null 2>&1)
+	changes=$$(diff -r -q -x secrets -x .git -x '*.pyc' -x __pycache__ -x .venv -x 'applied-*' . "$$tmp" | grep -v '^Only in \.[:/]' || true)
+	if [ -n "$$changes" ]; then
+	  echo "$$changes"; echo "error: committed output differs from 'make generate' (run it and commit)"; exit 1
 	fi
+	echo "generated files are up to date"
 
 images: generate base-image ## build the images (make push pushes them to images.registry)
 	$(HPCSTACK) images

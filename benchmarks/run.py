@@ -67,8 +67,18 @@ def cold_build() -> dict[str, str]:
     apt = os.environ.get("HPCSTACK_APT_OPTIONS", "")
     total = t_base
     for ctx, target in (("slurm", "compute"), ("mariadb", None), ("prometheus", None)):
-        argv = ["docker", "build", "-q", "--no-cache", "--build-arg", f"BASE_IMAGE={tag}",
-                "--build-arg", f"APT_OPTIONS={apt}", "-t", f"hpcstack-bench-{ctx}:cold"]
+        argv = [
+            "docker",
+            "build",
+            "-q",
+            "--no-cache",
+            "--build-arg",
+            f"BASE_IMAGE={tag}",
+            "--build-arg",
+            f"APT_OPTIONS={apt}",
+            "-t",
+            f"hpcstack-bench-{ctx}:cold",
+        ]
         if target:
             argv += ["--target", target]
         argv.append(str(REPO / "images" / ctx))
@@ -76,7 +86,9 @@ def cold_build() -> dict[str, str]:
     for ctx in ("slurm", "mariadb", "prometheus"):
         sh("docker", "rmi", "-f", f"hpcstack-bench-{ctx}:cold", check=False)
     sh("docker", "rmi", "-f", tag, check=False)
-    results["cold build (debootstrap base + slurm, compute, mariadb, prometheus)"] = f"{total:.0f} s"
+    results["cold build (debootstrap base + slurm, compute, mariadb, prometheus)"] = (
+        f"{total:.0f} s"
+    )
     results["  of which the debootstrap base"] = f"{t_base:.0f} s"
     return results
 
@@ -105,7 +117,9 @@ def srun_round_trip(name: str, runs: int = 7) -> float:
     return statistics.median(times)
 
 
-def with_cluster(doc: dict[str, Any], body: Callable[[Path, str], dict[str, str]]) -> dict[str, str]:
+def with_cluster(
+    doc: dict[str, Any], body: Callable[[Path, str], dict[str, str]]
+) -> dict[str, str]:
     name = doc["cluster"]["name"]
     with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
         out = Path(tmp)
@@ -147,7 +161,10 @@ def tunnel_figures(out: Path, name: str) -> dict[str, str]:
 def same_network_figures(out: Path, name: str) -> dict[str, str]:
     hpcstack(out, "up", "--no-build")
     rt = srun_round_trip(name)
-    return {"srun -N2 true, nodes on the controller's network": f"{rt * 1000:.0f} ms", "_rt": str(rt)}
+    return {
+        "srun -N2 true, nodes on the controller's network": f"{rt * 1000:.0f} ms",
+        "_rt": str(rt),
+    }
 
 
 def exporter() -> dict[str, str]:
