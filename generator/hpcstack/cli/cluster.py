@@ -175,7 +175,7 @@ def _bytes(n: int) -> str:
 @click.option("--user", "-u", default=None, help="Run as this user (default root).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_cmd(out_dir: Path, user: str | None, command: tuple[str, ...]) -> None:
-    """Run COMMAND on the controller, e.g. `hpcstack exec -- sinfo`."""
+    """Run COMMAND on the controller (hpcstack exec -- sinfo)."""
     cluster = _cluster(out_dir)
     rc = dockerrun.exec_passthrough(cluster.controller_container(), list(command), user=user)
     sys.exit(rc)
