@@ -12,7 +12,7 @@ import paramiko
 import pytest
 import yaml
 
-from hpcstack.cluster import parse_ss_listeners
+from hpcstack.clusterstate import parse_ss_listeners
 from hpcstack.generate import generate
 from hpcstack.model import Stack
 from hpcstack.render.ssh import node_ports

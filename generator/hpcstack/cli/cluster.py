@@ -11,7 +11,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..cluster import Cluster, Status
+from ..cluster import Cluster
+from ..clusterstate import Status
 from ..errors import ClusterError
 from ..generate import load_generated
 from ..run import docker as dockerrun

@@ -1,0 +1,162 @@
+"""What hpcstack reads back from a running cluster: node, job, tunnel and monitoring state, and
+the parsers that turn Slurm's, WireGuard's and ss's text into it (pure functions, unit-tested)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .run.docker import ServiceState
+
+READY_STATES = {"IDLE", "MIXED", "ALLOCATED", "COMPLETING", "PLANNED"}
+BAD_FLAGS = ("DOWN", "NOT_RESPONDING", "INVAL", "FAIL", "DRAIN", "UNKNOWN")
+HANDSHAKE_FRESH_S = 180
+
+
+@dataclass(frozen=True)
+class NodeState:
+    name: str
+    state: str
+    addr: str = ""
+    partitions: str = ""
+    gres: str = ""
+    reason: str = ""
+
+    @property
+    def ready(self) -> bool:
+        flags = self.state.split("+")
+        return flags[0] in READY_STATES and not any(f.startswith(BAD_FLAGS) for f in flags)
+
+
+@dataclass(frozen=True)
+class JobState:
+    job_id: str
+    name: str
+    user: str
+    state: str
+    elapsed: str
+    nodes: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TunnelPeer:
+    name: str
+    endpoint: str
+    latest_handshake: int  # unix time, 0 = never
+    rx_bytes: int
+    tx_bytes: int
+    up: bool
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    job: str
+    url: str
+    health: str
+    error: str
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    state: str
+    severity: str
+    labels: str
+
+
+@dataclass
+class Status:
+    sites: dict[str, list[ServiceState]] = field(default_factory=dict)
+    nodes: list[NodeState] = field(default_factory=list)
+    jobs: list[JobState] = field(default_factory=list)
+    tunnel: list[TunnelPeer] = field(default_factory=list)
+    targets: list[ScrapeTarget] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    controller_up: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sites": {k: [asdict(s) for s in v] for k, v in self.sites.items()},
+            "controller_up": self.controller_up,
+            "nodes": [asdict(n) | {"ready": n.ready} for n in self.nodes],
+            "jobs": [asdict(j) for j in self.jobs],
+            "tunnel": [asdict(t) for t in self.tunnel],
+            "targets": [asdict(t) for t in self.targets],
+            "alerts": [asdict(a) for a in self.alerts],
+            "errors": self.errors,
+        }
+
+
+def parse_scontrol_nodes(text: str) -> list[NodeState]:
+    nodes = []
+    for line in text.splitlines():
+        if not line.startswith("NodeName="):
+            continue
+        fields = _kv(line)
+        nodes.append(
+            NodeState(
+                name=fields.get("NodeName", ""),
+                state=fields.get("State", ""),
+                addr=fields.get("NodeAddr", ""),
+                partitions=fields.get("Partitions", ""),
+                gres=fields.get("Gres", "(null)"),
+                reason=fields.get("Reason", ""),
+            )
+        )
+    return sorted(nodes, key=lambda n: n.name)
+
+
+def _kv(line: str) -> dict[str, str]:
+    """Parse `Key=value Key2=value with spaces Key3=...` (Reason may hold spaces)."""
+    out: dict[str, str] = {}
+    key = None
+    for token in line.split(" "):
+        head, sep, value = token.partition("=")
+        if sep and head and head[0].isupper() and head.replace("_", "").isalnum():
+            key = head
+            out[key] = value
+        elif key is not None and token:
+            out[key] += " " + token
+    return out
+
+
+def parse_squeue(text: str) -> list[JobState]:
+    jobs = []
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) == 7:
+            jobs.append(JobState(*parts))
+    return jobs
+
+
+def parse_ss_listeners(text: str) -> set[int]:
+    """Ports from `ss -Htln` lines (`LISTEN 0 128 0.0.0.0:17001 0.0.0.0:*`)."""
+    ports = set()
+    for line in text.splitlines():
+        cols = line.split()
+        if len(cols) >= 4 and cols[3].rpartition(":")[2].isdigit():
+            ports.add(int(cols[3].rpartition(":")[2]))
+    return ports
+
+
+def parse_wg_dump(text: str, names: dict[str, str], now: int) -> list[TunnelPeer]:
+    peers = []
+    for i, line in enumerate(text.splitlines()):
+        cols = line.split("\t")
+        if i == 0 or len(cols) < 8:
+            continue  # the first line is the interface itself
+        pub, _psk, endpoint, _allowed, handshake, rx, tx = cols[:7]
+        hs = int(handshake)
+        peers.append(
+            TunnelPeer(
+                name=names.get(pub, pub[:10] + "…"),
+                endpoint="" if endpoint == "(none)" else endpoint,
+                latest_handshake=hs,
+                rx_bytes=int(rx),
+                tx_bytes=int(tx),
+                up=hs > 0 and now - hs < HANDSHAKE_FRESH_S,
+            )
+        )
+    return sorted(peers, key=lambda p: p.name)
