@@ -13,9 +13,12 @@ from rich.table import Table
 
 from ..cluster import Cluster
 from ..clusterstate import Status
-from ..errors import ClusterError
+from ..errors import ClusterError, HpcStackError
 from ..generate import load_generated
+from ..gpu import uses_auto
+from ..loader import load_stack
 from ..run import docker as dockerrun
+from ..topology import Plan
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -36,8 +39,28 @@ site_option = click.option(
 
 def _cluster(out_dir: Path) -> Cluster:
     plan = load_generated(out_dir)
+    _warn_if_definition_changed(out_dir, plan)
     dockerrun.require_engine()
     return Cluster(out_dir, plan)
+
+
+def _warn_if_definition_changed(out_dir: Path, plan: Plan) -> None:
+    """Commands act on what was generated; say so when stack.yaml says something else."""
+    config = out_dir / "stack.yaml"
+    if not config.exists():
+        return
+    try:
+        current = load_stack(config)
+    except HpcStackError:
+        err.print(f"[yellow]note:[/] {config} is not valid now; acting on the generated output")
+        return
+    if uses_auto(current):
+        return  # `gpus: auto` is resolved on the GPU host: nothing to compare here
+    if current != plan.stack:
+        err.print(
+            f"[yellow]note:[/] {config} changed since the last `hpcstack generate`; acting on "
+            "what was generated. Run `hpcstack generate` (or `make up`) to apply the change."
+        )
 
 
 class _Progress:
