@@ -235,4 +235,22 @@ def images(out_dir: Path, sites: tuple[str, ...], push: bool) -> None:
             dockerrun.push(ref)
 
 
-COMMANDS = [up, down, status, exec_cmd, demo, images]
+@click.command()
+@dir_option
+@click.option("--site", default=None, help="The site (default: the controller's).")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
+@click.option("--tail", default="200", show_default=True, help="Lines from the end (or 'all').")
+@click.argument("services", nargs=-1)
+def logs(
+    out_dir: Path, site: str | None, follow: bool, tail: str, services: tuple[str, ...]
+) -> None:
+    """Logs of a site's services (every daemon logs to stdout), e.g. `logs slurmctld`."""
+    cluster = _cluster(out_dir)
+    target = cluster.sites([site])[0] if site else cluster.plan.controller
+    rc = dockerrun.compose_logs_passthrough(
+        cluster.compose(target).file, target.project, list(services), follow=follow, tail=tail
+    )
+    sys.exit(rc)
+
+
+COMMANDS = [up, down, status, exec_cmd, demo, images, logs]

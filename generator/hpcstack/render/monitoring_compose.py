@@ -45,9 +45,9 @@ def _built(plan: Plan, name: str) -> dict[str, Any]:
 def _http_health(url: str) -> dict[str, Any]:
     return {
         "test": ["CMD", "wget", "-q", "-O", "/dev/null", url],
-        "interval": "15s",
+        "interval": "5s",
         "timeout": "5s",
-        "retries": 5,
+        "retries": 24,
         "start_period": "10s",
     }
 
@@ -128,7 +128,6 @@ def slurm_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
             # The slurm image carries Slurm's client commands, munge and the exporter package.
             "secrets": [{"source": "munge_key", "target": "munge_key"}],
             "volumes": ["../slurm:/etc/hpcstack/slurm:ro"],
-            "depends_on": {"slurmctld": {"condition": "service_healthy"}},
             **_net(site, "slurm-exporter"),
             "healthcheck": {
                 "test": [
@@ -138,9 +137,9 @@ def slurm_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
                     "import urllib.request; urllib.request.urlopen("
                     f"'http://127.0.0.1:{PORTS['slurm-exporter']}/metrics', timeout=5)",
                 ],
-                "interval": "15s",
+                "interval": "5s",
                 "timeout": "10s",
-                "retries": 5,
+                "retries": 24,
                 "start_period": "10s",
             },
         }

@@ -197,6 +197,21 @@ def exec_passthrough(container: str, argv: Sequence[str], user: str | None = Non
         raise ToolError(command=cmd, summary="the docker CLI is not installed") from None
 
 
+def compose_logs_passthrough(
+    file: Path, project: str, services: list[str], follow: bool, tail: str
+) -> int:
+    """`docker compose logs` on this terminal; returns its exit code."""
+    cmd = ["docker", "compose", "--file", str(file), "--project-name", project, "logs"]
+    cmd += ["--tail", tail] + (["--follow"] if follow else []) + services
+    log.debug("%s", shlex.join(cmd))
+    try:
+        return subprocess.run(cmd, check=False).returncode
+    except FileNotFoundError:
+        raise ToolError(command=cmd, summary="the docker CLI is not installed") from None
+    except KeyboardInterrupt:
+        return 0
+
+
 def image_exists(ref: str) -> bool:
     return bool(DockerClient().image.exists(ref))
 
