@@ -25,11 +25,9 @@ class GenerateResult:
 
 def resolve(stack: Stack) -> Stack:
     """Fill in what the definition leaves to the host (`gpus: auto`)."""
-    if not any(g.gpus == "auto" for s in stack.sites for g in s.nodes):
-        return stack
-    from .gpu import resolve_auto_gpus
+    from .gpu import resolve_auto_gpus, uses_auto
 
-    return resolve_auto_gpus(stack)
+    return resolve_auto_gpus(stack) if uses_auto(stack) else stack
 
 
 def generate(
