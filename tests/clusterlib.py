@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,22 @@ def wait_for(what: str, fn: Any, timeout: float, interval: float = 1.0) -> Any:
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@contextmanager
+def running_cluster(out: Path, definition: str, name: str) -> Iterator[Path]:
+    """Generate `definition` into `out`, bring it up, and always take it down with its volumes
+    (and any container of cluster `name` left behind)."""
+    (out / "stack.yaml").write_text(definition)
+    hpcstack(out, "generate", "-c", "stack.yaml", "-o", ".")
+    try:
+        hpcstack(out, "up", timeout=1800)
+        yield out
+    finally:
+        hpcstack(out, "down", "--volumes", check=False)
+        left = docker("ps", "-aq", "--filter", f"name={name}-").stdout.split()
+        if left:
+            docker("rm", "-f", *left, check=False)
 
 
 def started_at(container: str) -> str:

@@ -19,7 +19,15 @@ from typing import Any
 import pytest
 import yaml
 
-from clusterlib import Controller, docker, hpcstack, run_cli, started_at, wait_for
+from clusterlib import (
+    Controller,
+    docker,
+    hpcstack,
+    run_cli,
+    running_cluster,
+    started_at,
+    wait_for,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -73,17 +81,9 @@ def prom(path: str) -> Any:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Iterator[Path]:
-    out = tmp_path_factory.mktemp("e2e")
-    (out / "stack.yaml").write_text(yaml.safe_dump(e2e_definition(repo), sort_keys=False))
-    hpcstack(out, "generate", "-c", "stack.yaml", "-o", ".")
-    try:
-        hpcstack(out, "up", timeout=1800)
+    definition = yaml.safe_dump(e2e_definition(repo), sort_keys=False)
+    with running_cluster(tmp_path_factory.mktemp("e2e"), definition, NAME) as out:
         yield out
-    finally:
-        hpcstack(out, "down", "--volumes", check=False)
-        left = docker("ps", "-aq", "--filter", f"name={NAME}-").stdout.split()
-        if left:
-            docker("rm", "-f", *left, check=False)
 
 
 def test_up_ends_with_every_node_idle(cluster: Path) -> None:

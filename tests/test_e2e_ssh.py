@@ -15,7 +15,15 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from clusterlib import Controller, docker, hpcstack, run_cli, started_at, wait_for
+from clusterlib import (
+    Controller,
+    docker,
+    hpcstack,
+    run_cli,
+    running_cluster,
+    started_at,
+    wait_for,
+)
 from hpcstack.secrets import ssh_private_key
 
 pytestmark = pytest.mark.docker
@@ -49,18 +57,9 @@ def batch_on_two_nodes(tag: str) -> tuple[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Iterator[Path]:
-    out = tmp_path_factory.mktemp("e2e-ssh")
-    definition = repo / "tests" / "fixtures" / "definitions" / "ssh-mode.yaml"
-    (out / "stack.yaml").write_text(definition.read_text())
-    hpcstack(out, "generate", "-c", "stack.yaml", "-o", ".")
-    try:
-        hpcstack(out, "up", timeout=1800)
+    definition = (repo / "tests" / "fixtures" / "definitions" / "ssh-mode.yaml").read_text()
+    with running_cluster(tmp_path_factory.mktemp("e2e-ssh"), definition, NAME) as out:
         yield out
-    finally:
-        hpcstack(out, "down", "--volumes", check=False)
-        left = docker("ps", "-aq", "--filter", f"name={NAME}-").stdout.split()
-        if left:
-            docker("rm", "-f", *left, check=False)
 
 
 def test_nodes_registered_through_the_reverse_tunnels(cluster: Path) -> None:

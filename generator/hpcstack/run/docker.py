@@ -35,14 +35,6 @@ def _tool_error(exc: DockerException, summary: str) -> ToolError:
     )
 
 
-def engine_available() -> bool:
-    try:
-        DockerClient().system.info()
-    except (DockerException, FileNotFoundError):
-        return False
-    return True
-
-
 def require_engine() -> None:
     try:
         DockerClient().system.info()
@@ -126,12 +118,6 @@ class SiteCompose:
             remove_orphans=True,
             quiet=True,
         )
-
-    def stop(self, services: list[str]) -> None:
-        self._run("stop failed", self._client.compose.stop, services=services)
-
-    def start(self, services: list[str]) -> None:
-        self._run("start failed", self._client.compose.start, services=services)
 
     def states(self) -> list[ServiceState]:
         containers = self._run("listing containers failed", self._client.compose.ps, all=True)
@@ -233,29 +219,8 @@ def try_pull(ref: str) -> bool:
     return True
 
 
-def image_size(ref: str) -> int:
-    try:
-        return int(DockerClient().image.inspect(ref).size)
-    except DockerException as exc:
-        raise _tool_error(exc, f"image {ref} not found") from None
-
-
 def push(ref: str) -> None:
     try:
         DockerClient().image.push(ref, quiet=True)
     except DockerException as exc:
         raise _tool_error(exc, f"pushing {ref} failed") from None
-
-
-def network_connect(network: str, container: str) -> None:
-    try:
-        DockerClient().network.connect(network, container)
-    except DockerException as exc:
-        raise _tool_error(exc, "network connect failed") from None
-
-
-def network_disconnect(network: str, container: str) -> None:
-    try:
-        DockerClient().network.disconnect(network, container)
-    except DockerException as exc:
-        raise _tool_error(exc, "network disconnect failed") from None
