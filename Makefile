@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 HPCSTACK := $(VENV)/bin/hpcstack
 CONFIG ?= stack.yaml
 # The base image the Dockerfiles start from (debian:<suite>-slim for the definition's Slurm release).
-BASE_IMAGE ?= $(shell $(PY) -c 'import sys; sys.path.insert(0, "generator"); from hpcstack.loader import load_stack; from pathlib import Path; print(load_stack(Path("$(CONFIG)")).base_image)' 2>/dev/null || echo debian:forky-slim)
+BASE_IMAGE ?= $(shell $(PY) -c 'import sys; sys.path.insert(0, "generator"); from hpcstack.definition.load import load_stack; from pathlib import Path; print(load_stack(Path("$(CONFIG)")).base_image)' 2>/dev/null || echo debian:forky-slim)
 # Image builds add apt options only for a frozen Debian mirror: hpcstack works that out when it
 # builds (after `engine` has refreshed apt's lists); set HPCSTACK_APT_OPTIONS to override.
 PYTEST_ARGS ?=

@@ -17,8 +17,9 @@ from moto import mock_aws
 
 from hpcstack.cli import aws as cli_aws
 from hpcstack.cli.main import cli
+from hpcstack.definition.load import load_stack
 from hpcstack.errors import OutputError, StateError
-from hpcstack.loader import load_stack
+from hpcstack.plan.topology import Plan, make_plan
 from hpcstack.run.aws import (
     Aws,
     AwsCredentialsError,
@@ -30,7 +31,6 @@ from hpcstack.run.aws import (
     caller_cidr,
     normalise_cidr,
 )
-from hpcstack.topology import Plan, make_plan
 
 pytestmark = pytest.mark.aws
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hpcstack.clusterstate import NodeState, parse_scontrol_nodes, parse_squeue, parse_wg_dump
+from hpcstack.operate.observed import NodeState, parse_scontrol_nodes, parse_squeue, parse_wg_dump
 
 SCONTROL = (
     "NodeName=node1 Arch=x86_64 CoresPerSocket=1 CPUAlloc=0 CPUEfctv=2 CPUTot=2 "

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from hpcstack.cli.main import cli
-from hpcstack.loader import load_stack
-from hpcstack.topology import make_plan
+from hpcstack.definition.load import load_stack
+from hpcstack.plan.topology import make_plan
 
 # fixture name -> (line of the problem, dotted path, words the message must contain)
 BAD = {

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from hpcstack.cli.main import cli
-from hpcstack.doctor import (
+from hpcstack.operate.doctor import (
     FIX_DOCKER_GROUP,
     FIX_DOCKER_INSTALL,
     FIX_DRIVER,

@@ -182,7 +182,7 @@ def test_prometheus_scrapes_every_target(cluster: Path) -> None:
 
 
 def test_dashboard_panels_show_data(cluster: Path) -> None:
-    from hpcstack.monitoring_check import empty_panels
+    from hpcstack.operate.monitoring_check import empty_panels
 
     base = f"http://127.0.0.1:{PROM_PORT}"
 

@@ -24,7 +24,7 @@ from clusterlib import (
     started_at,
     wait_for,
 )
-from hpcstack.secrets import ssh_private_key
+from hpcstack.output.secrets import ssh_private_key
 
 pytestmark = pytest.mark.docker
 

@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from hpcstack.cli.main import cli
-from hpcstack.writer import MANIFEST
+from hpcstack.output.state import MANIFEST
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

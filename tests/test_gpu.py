@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from hpcstack.definition.checks import check_stack
+from hpcstack.definition.model import Stack
 from hpcstack.errors import HpcStackError, ToolError
-from hpcstack.gpu import (
+from hpcstack.plan.gpu import (
     QUERY_ARGS,
     GpuDiscoveryError,
     GpuInfo,
@@ -27,9 +29,7 @@ from hpcstack.gpu import (
     query_gpus,
     resolve_auto_gpus,
 )
-from hpcstack.model import Stack
 from hpcstack.run.nvidia import NvidiaDriverError, NvidiaSmiMissing, run_nvidia_smi
-from hpcstack.validate import check_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "nvidia-smi"

@@ -21,14 +21,14 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
+from hpcstack.definition.model import Stack
 from hpcstack.exporter.collector import SlurmCollector
-from hpcstack.model import Stack
-from hpcstack.monitoring_check import empty_panels, query
+from hpcstack.operate.monitoring_check import empty_panels, query
+from hpcstack.plan.topology import Plan, make_plan
 from hpcstack.render import Artifact
 from hpcstack.render.grafana import DASHBOARDS, build_dashboard, panel_queries, render_grafana
 from hpcstack.render.monitoring_compose import monitoring_services
 from hpcstack.render.prometheus import dcgm_relabel, prometheus_config, render_prometheus
-from hpcstack.topology import Plan, make_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -12,14 +12,13 @@ import paramiko
 import pytest
 import yaml
 
-from hpcstack.clusterstate import parse_ss_listeners
-from hpcstack.generate import generate
-from hpcstack.model import Stack
-from hpcstack.render.ssh import node_ports
-from hpcstack.render.wireguard import peer_names
-from hpcstack.secrets import ssh_public
-from hpcstack.topology import make_plan
-from hpcstack.validate import ssh_node_ports_fit
+from hpcstack.definition.checks import ssh_node_ports_fit
+from hpcstack.definition.model import Stack
+from hpcstack.operate.generate import generate
+from hpcstack.operate.observed import parse_ss_listeners
+from hpcstack.output.secrets import ssh_public
+from hpcstack.plan.topology import make_plan
+from hpcstack.plan.tunnel import node_ports, peer_names
 
 
 @pytest.fixture

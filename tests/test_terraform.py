@@ -18,9 +18,9 @@ import hcl2
 import pytest
 import yaml
 
-from hpcstack.loader import load_stack, parse_stack
+from hpcstack.definition.load import load_stack, parse_stack
+from hpcstack.plan.topology import make_plan
 from hpcstack.render.terraform import TFVARS_PATH, render_terraform
-from hpcstack.topology import make_plan
 
 REPO = Path(__file__).resolve().parents[1]
 MODULE = REPO / "terraform" / "aws"

@@ -23,12 +23,12 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from ..errors import OutputError, StateError
-from ..loader import load_stack
-from ..run.aws import Aws, IngressRule, caller_cidr, lookup_public_address, normalise_cidr
-from ..run.ssh import Endpoint, FileToSend, Remote, SshSettings
-from ..topology import Plan, make_plan
-from .definition import config_option
+from hpcstack.cli.definition import config_option
+from hpcstack.definition.load import load_stack
+from hpcstack.errors import OutputError, StateError
+from hpcstack.plan.topology import Plan, make_plan
+from hpcstack.run.aws import Aws, IngressRule, caller_cidr, lookup_public_address, normalise_cidr
+from hpcstack.run.ssh import Endpoint, FileToSend, Remote, SshSettings
 
 err = Console(stderr=True, highlight=False)
 

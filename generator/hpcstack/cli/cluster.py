@@ -11,14 +11,16 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..cluster import Cluster
-from ..clusterstate import Status
-from ..errors import ClusterError, HpcStackError
-from ..generate import load_generated
-from ..gpu import uses_auto
-from ..loader import load_stack
-from ..run import docker as dockerrun
-from ..topology import Plan
+from hpcstack.definition.load import load_stack
+from hpcstack.errors import ClusterError, HpcStackError
+from hpcstack.operate import lifecycle
+from hpcstack.operate.demo import demo as run_demo
+from hpcstack.operate.observed import Status
+from hpcstack.operate.session import Cluster, open_cluster
+from hpcstack.operate.status import status as cluster_status
+from hpcstack.plan.gpu import uses_auto
+from hpcstack.plan.topology import Plan
+from hpcstack.render.compose import built_images
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -38,10 +40,10 @@ site_option = click.option(
 
 
 def _cluster(out_dir: Path) -> Cluster:
-    plan = load_generated(out_dir)
-    _warn_if_definition_changed(out_dir, plan)
-    dockerrun.require_engine()
-    return Cluster(out_dir, plan)
+    cluster = open_cluster(out_dir)
+    _warn_if_definition_changed(out_dir, cluster.plan)
+    cluster.docker.require_engine()
+    return cluster
 
 
 def _warn_if_definition_changed(out_dir: Path, plan: Plan) -> None:
@@ -88,10 +90,10 @@ def up(out_dir: Path, sites: tuple[str, ...], build: bool, pull: bool, timeout: 
     targets = cluster.sites(list(sites))
     progress = _Progress()
     if pull:
-        cluster.pull(targets, progress)
+        lifecycle.pull(cluster, targets, progress)
     elif build:
-        cluster.build(targets, progress)
-    cluster.up(list(sites), progress=progress, timeout=timeout)
+        lifecycle.build(cluster, targets, progress)
+    lifecycle.up(cluster, list(sites), progress=progress, timeout=timeout)
     err.print("[green]ready.[/] next: hpcstack status | hpcstack demo | hpcstack exec -- sinfo")
 
 
@@ -108,7 +110,9 @@ def up(out_dir: Path, sites: tuple[str, ...], build: bool, pull: bool, timeout: 
 def down(out_dir: Path, sites: tuple[str, ...], volumes: bool, drain_timeout: int) -> None:
     """Stop sites (a single local site is drained and its nodes removed first)."""
     cluster = _cluster(out_dir)
-    cluster.down(list(sites), volumes=volumes, progress=_Progress(), drain_timeout=drain_timeout)
+    lifecycle.down(
+        cluster, list(sites), volumes=volumes, progress=_Progress(), drain_timeout=drain_timeout
+    )
     kept = "" if volumes else " (volumes kept: job history and queued jobs survive)"
     err.print(f"stopped{kept}.")
 
@@ -119,7 +123,7 @@ def down(out_dir: Path, sites: tuple[str, ...], volumes: bool, drain_timeout: in
 def status(out_dir: Path, as_json: bool) -> None:
     """Sites and their services, nodes, jobs and the tunnel."""
     cluster = _cluster(out_dir)
-    st = cluster.status()
+    st = cluster_status(cluster)
     if as_json:
         click.echo(json.dumps(st.to_dict(), indent=2, sort_keys=True))
     else:
@@ -201,7 +205,7 @@ def _bytes(n: int) -> str:
 def exec_cmd(out_dir: Path, user: str | None, command: tuple[str, ...]) -> None:
     """Run COMMAND on the controller (hpcstack exec -- sinfo)."""
     cluster = _cluster(out_dir)
-    rc = dockerrun.exec_passthrough(cluster.controller_container(), list(command), user=user)
+    rc = cluster.docker.exec_passthrough(cluster.controller_container(), list(command), user)
     sys.exit(rc)
 
 
@@ -211,7 +215,7 @@ def demo(out_dir: Path) -> None:
     """Run the ML demo: a sweep split over the compute nodes, results shown here."""
     cluster = _cluster(out_dir)
     lines = 0
-    for line in cluster.demo():
+    for line in run_demo(cluster):
         click.echo(line)
         lines += 1
     if not lines:
@@ -225,14 +229,14 @@ def demo(out_dir: Path) -> None:
 def images(out_dir: Path, sites: tuple[str, ...], push: bool) -> None:
     """Build the images (and push them with --push)."""
     cluster = _cluster(out_dir)
-    cluster.build(cluster.sites(list(sites)), _Progress())
+    targets = cluster.sites(list(sites))
+    if push and not cluster.plan.stack.images.registry:
+        raise ClusterError("images.registry is empty in stack.yaml: nowhere to push")
+    lifecycle.build(cluster, targets, _Progress())
     if push:
-        if not cluster.plan.stack.images.registry:
-            raise ClusterError("images.registry is empty in stack.yaml: nowhere to push")
-        for name in ("slurm", "compute", "mariadb"):
-            ref = cluster.plan.image(name)
+        for ref in built_images(cluster.plan, targets):
             err.print(f"pushing {ref}")
-            dockerrun.push(ref)
+            cluster.docker.push(ref)
 
 
 @click.command()
@@ -247,9 +251,7 @@ def logs(
     """Logs of a site's services (every daemon logs to stdout), e.g. `logs slurmctld`."""
     cluster = _cluster(out_dir)
     target = cluster.sites([site])[0] if site else cluster.plan.controller
-    rc = dockerrun.compose_logs_passthrough(
-        cluster.compose(target).file, target.project, list(services), follow=follow, tail=tail
-    )
+    rc = cluster.compose(target).logs_passthrough(list(services), follow=follow, tail=tail)
     sys.exit(rc)
 
 

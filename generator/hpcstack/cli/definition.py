@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from ..generate import generate
-from ..loader import load_stack
+from hpcstack.definition.load import load_stack
+from hpcstack.operate.generate import generate
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)

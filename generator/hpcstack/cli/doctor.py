@@ -8,8 +8,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..doctor import DEFAULT_GPU_IMAGE, CheckResult, Status, blocking, run_checks
-from ..run.host import SystemProbes
+from hpcstack.operate.doctor import DEFAULT_GPU_IMAGE, CheckResult, Status, blocking, run_checks
+from hpcstack.run.host import SystemProbes
 
 _STYLE = {
     Status.OK: "green",

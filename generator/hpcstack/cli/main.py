@@ -9,8 +9,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from .. import __version__
-from ..errors import DefinitionError, HpcStackError
+from hpcstack import __version__
+from hpcstack.errors import DefinitionError, HpcStackError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 

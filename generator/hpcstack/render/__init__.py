@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..errors import HpcStackError
-from ..topology import Plan
+from hpcstack.errors import HpcStackError
+from hpcstack.plan.topology import Plan
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..topology import Plan
+from hpcstack.plan.topology import Plan
 
 LOGGING: dict[str, Any] = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
 # Compose interpolates these at build time. APT_OPTIONS is empty by default; `hpcstack up` and

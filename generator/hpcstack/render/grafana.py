@@ -17,8 +17,8 @@ from grafana_foundation_sdk.builders import bargauge, dashboard, prometheus, sta
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
-from ..topology import Plan
-from . import Artifact, renderer
+from hpcstack.plan.topology import Plan
+from hpcstack.render import Artifact, renderer
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 DATASOURCE_UID = "hpcstack-prometheus"

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from importlib import resources
 
-from ..topology import Plan
-from . import Artifact, renderer
-from ._jinja import read_static, render_template
+from hpcstack.plan.topology import Plan
+from hpcstack.render import Artifact, renderer
+from hpcstack.render._jinja import read_static, render_template
 
 JOB_USER = "hpc"
 JOB_USER_UID = 1000

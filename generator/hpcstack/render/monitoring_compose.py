@@ -10,19 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..topology import Plan, SitePlan
-from .compose_common import LOGGING, slurm_service_base
-from .compose_common import build as _build
-from .prometheus import PORTS, exporter_addr, gpu_sites
+from hpcstack.contract import EXPORTER_PORTS, GPU_JOB_DIR, SLURM_CONF_DIR
+from hpcstack.definition.model import duration_seconds
+from hpcstack.plan.topology import Plan, SitePlan
+from hpcstack.render.compose_common import LOGGING, slurm_service_base
+from hpcstack.render.compose_common import build as _build
+from hpcstack.render.prometheus import gpu_sites
 
 GRAFANA_IMAGE = "grafana/grafana-oss:11.6.0"  # the Grafana build the dashboards are made for
 DCGM_IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3-4.1.3-ubuntu22.04"
-GPU_JOB_DIR = "/run/hpcstack/gpu-jobs"  # the Slurm prolog writes one file per GPU index here
 GRAFANA_SECRET = "grafana_admin_password"
-
-
-def _seconds(duration: str) -> int:
-    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
 
 
 def _net(site: SitePlan, service: str) -> dict[str, Any]:
@@ -60,11 +57,11 @@ def prometheus_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
             "--config.file=/etc/prometheus/prometheus.yml",
             "--storage.tsdb.path=/prometheus",
             f"--storage.tsdb.retention.time={mon.retention}",
-            f"--web.listen-address=:{PORTS['prometheus']}",
+            f"--web.listen-address=:{EXPORTER_PORTS['prometheus']}",
         ],
         "volumes": ["../prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
-        "ports": [f"127.0.0.1:{mon.prometheus_port}:{PORTS['prometheus']}"],
-        "healthcheck": _http_health(f"http://127.0.0.1:{PORTS['prometheus']}/-/ready"),
+        "ports": [f"127.0.0.1:{mon.prometheus_port}:{EXPORTER_PORTS['prometheus']}"],
+        "healthcheck": _http_health(f"http://127.0.0.1:{EXPORTER_PORTS['prometheus']}/-/ready"),
         **_net(site, "prometheus"),
         **_overlay_route(plan, site),
     }
@@ -117,17 +114,23 @@ def grafana_service(site: SitePlan, port: int) -> dict[str, Any]:
 
 
 def slurm_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
-    interval = _seconds(plan.stack.monitoring.scrape_interval)
+    interval = duration_seconds(plan.stack.monitoring.scrape_interval)
     svc = slurm_service_base(
         plan,
         "slurm-exporter",
-        ["slurm-exporter", "--port", str(PORTS["slurm-exporter"]), "--interval", str(interval)],
+        [
+            "slurm-exporter",
+            "--port",
+            str(EXPORTER_PORTS["slurm-exporter"]),
+            "--interval",
+            str(interval),
+        ],
     )
     svc.update(
         {
             # The slurm image carries Slurm's client commands, munge and the exporter package.
             "secrets": [{"source": "munge_key", "target": "munge_key"}],
-            "volumes": ["../slurm:/etc/hpcstack/slurm:ro"],
+            "volumes": [f"../slurm:{SLURM_CONF_DIR}:ro"],
             **_net(site, "slurm-exporter"),
             "healthcheck": {
                 "test": [
@@ -135,7 +138,7 @@ def slurm_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
                     "python3",
                     "-c",
                     "import urllib.request; urllib.request.urlopen("
-                    f"'http://127.0.0.1:{PORTS['slurm-exporter']}/metrics', timeout=5)",
+                    f"'http://127.0.0.1:{EXPORTER_PORTS['slurm-exporter']}/metrics', timeout=5)",
                 ],
                 "interval": "5s",
                 "timeout": "10s",
@@ -151,7 +154,7 @@ def node_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
     return {
         **_built(plan, "node-exporter"),
         "command": [
-            f"--web.listen-address=:{PORTS['node-exporter']}",
+            f"--web.listen-address=:{EXPORTER_PORTS['node-exporter']}",
             "--path.procfs=/host/proc",
             "--path.sysfs=/host/sys",
             "--path.rootfs=/host/root",
@@ -159,7 +162,7 @@ def node_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
         ],
         "pid": "host",
         "volumes": ["/proc:/host/proc:ro", "/sys:/host/sys:ro", "/:/host/root:ro"],
-        "healthcheck": _http_health(f"http://127.0.0.1:{PORTS['node-exporter']}/metrics"),
+        "healthcheck": _http_health(f"http://127.0.0.1:{EXPORTER_PORTS['node-exporter']}/metrics"),
         **_net(site, "node-exporter"),
     }
 
@@ -183,7 +186,7 @@ def dcgm_exporter_service(site: SitePlan) -> dict[str, Any]:
         "volumes": [f"gpu-jobs:{GPU_JOB_DIR}:ro"],
         # The upstream image has bash but no wget/curl: a TCP connect means it serves.
         "healthcheck": {
-            "test": ["CMD", "bash", "-c", f"</dev/tcp/127.0.0.1/{PORTS['dcgm-exporter']}"],
+            "test": ["CMD", "bash", "-c", f"</dev/tcp/127.0.0.1/{EXPORTER_PORTS['dcgm-exporter']}"],
             "interval": "15s",
             "timeout": "5s",
             "retries": 5,
@@ -220,11 +223,3 @@ def monitoring_services(plan: Plan, site: SitePlan) -> dict[str, dict[str, Any]]
         volumes["gpu-jobs"] = {}
         out["configs"]["dcgm_counters"] = {"file": "../prometheus/dcgm-counters.csv"}
     return out
-
-
-def scrape_addresses(plan: Plan) -> dict[str, dict[str, str]]:
-    """Per site, the address Prometheus scrapes each exporter at (for the lead's routing)."""
-    return {
-        s.name: {svc: exporter_addr(plan, s, svc) for svc in ("node-exporter", "dcgm-exporter")}
-        for s in plan.sites
-    }

@@ -12,19 +12,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..topology import SLURMCTLD_PORT, Plan, SitePlan
-from . import Artifact, renderer
-from ._jinja import read_static, render_template
+from hpcstack.contract import EXPORTER_PORTS, SLURMCTLD_PORT
+from hpcstack.definition.model import duration_seconds
+from hpcstack.plan.topology import Plan, SitePlan
+from hpcstack.render import Artifact, renderer
+from hpcstack.render._jinja import read_static, render_template
 
-PORTS: dict[str, int] = {
-    "prometheus": 9090,
-    "node-exporter": 9100,
-    "slurm-exporter": 9341,
-    "dcgm-exporter": 9400,
-}
-# Free host numbers in each site's overlay block (hub .1, nodes from .4): where a tunneled site's
-# exporters answer. The lead's tunnel renderer gives these addresses to the exporters' network.
-OVERLAY_EXPORTER_HOSTS: dict[str, int] = {"node-exporter": 2, "dcgm-exporter": 3}
 NATIVE_ENDPOINTS = ("jobs", "nodes", "partitions", "scheduler")
 # The native endpoint is an RPC into slurmctld: Slurm advises 60-120 s between scrapes.
 NATIVE_MIN_INTERVAL_S = 60
@@ -40,12 +33,7 @@ class Target:
 
 def exporter_addr(plan: Plan, site: SitePlan, service: str) -> str:
     """Where Prometheus (on the controller's site) reaches `service` of `site`."""
-    if not site.tunneled:
-        return site.service_ip(service)
-    lead_says = getattr(plan, "site_exporter_addr", None)
-    if callable(lead_says):
-        return str(lead_says(site, service))
-    return str(site.overlay[OVERLAY_EXPORTER_HOSTS[service]])
+    return plan.site_exporter_addr(site, service)
 
 
 def gpu_sites(plan: Plan) -> list[SitePlan]:
@@ -72,15 +60,17 @@ def scrape_targets(plan: Plan) -> dict[str, list[Target]]:
     ctl = plan.controller
     reachable = reachable_sites(plan)
     jobs: dict[str, list[Target]] = {
-        "prometheus": [Target(f"127.0.0.1:{PORTS['prometheus']}")],
+        "prometheus": [Target(f"127.0.0.1:{EXPORTER_PORTS['prometheus']}")],
         "node-exporter": [
             Target(
-                f"{exporter_addr(plan, s, 'node-exporter')}:{PORTS['node-exporter']}",
+                f"{exporter_addr(plan, s, 'node-exporter')}:{EXPORTER_PORTS['node-exporter']}",
                 {"site": s.name},
             )
             for s in reachable
         ],
-        "slurm-exporter": [Target(f"{ctl.service_ip('slurm-exporter')}:{PORTS['slurm-exporter']}")],
+        "slurm-exporter": [
+            Target(f"{ctl.service_ip('slurm-exporter')}:{EXPORTER_PORTS['slurm-exporter']}")
+        ],
     }
     if native_metrics(plan):
         jobs["slurmctld"] = [
@@ -94,7 +84,7 @@ def scrape_targets(plan: Plan) -> dict[str, list[Target]]:
     if mon.dcgm and gpu_targets:
         jobs["dcgm-exporter"] = [
             Target(
-                f"{exporter_addr(plan, s, 'dcgm-exporter')}:{PORTS['dcgm-exporter']}",
+                f"{exporter_addr(plan, s, 'dcgm-exporter')}:{EXPORTER_PORTS['dcgm-exporter']}",
                 {"site": s.name},
             )
             for s in gpu_targets
@@ -129,11 +119,6 @@ def dcgm_relabel(plan: Plan) -> list[dict[str, Any]]:
     return rules
 
 
-def _seconds(duration: str) -> int:
-    value, unit = int(duration[:-1]), duration[-1]
-    return value * {"s": 1, "m": 60, "h": 3600}[unit]
-
-
 def _static_configs(targets: list[Target]) -> list[dict[str, Any]]:
     out = []
     for t in targets:
@@ -152,7 +137,7 @@ def prometheus_config(plan: Plan) -> dict[str, Any]:
         if job not in targets:
             continue
         cfg: dict[str, Any] = {"job_name": job, "static_configs": _static_configs(targets[job])}
-        if job == "slurmctld" and _seconds(mon.scrape_interval) < NATIVE_MIN_INTERVAL_S:
+        if job == "slurmctld" and duration_seconds(mon.scrape_interval) < NATIVE_MIN_INTERVAL_S:
             cfg["scrape_interval"] = f"{NATIVE_MIN_INTERVAL_S}s"
         if job == "dcgm-exporter":
             cfg["metric_relabel_configs"] = dcgm_relabel(plan)

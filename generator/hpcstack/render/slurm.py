@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..topology import SLURMCTLD_PORT, SLURMD_PORT, SLURMDBD_PORT, SRUN_PORT_RANGE, Plan
-from . import Artifact, renderer
-from ._jinja import render_template
+from hpcstack.contract import SLURMCTLD_PORT, SLURMD_PORT, SLURMDBD_PORT, SRUN_PORT_RANGE
+from hpcstack.plan.topology import Plan
+from hpcstack.render import Artifact, renderer
+from hpcstack.render._jinja import render_template
 
 DEFAULT_PARTITION = "all"
 DB_NAME = "slurm_acct_db"

@@ -14,8 +14,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from ..topology import Plan
-from . import Artifact, renderer
+from hpcstack.plan.topology import Plan
+from hpcstack.render import Artifact, renderer
 
 TFVARS_PATH = "terraform/aws/terraform.tfvars.json"
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..topology import NodePlan, Plan, SitePlan
-from . import Artifact, renderer
-
-HUB = "hub"
+from hpcstack.contract import HUB
+from hpcstack.plan.topology import NodePlan, Plan, SitePlan
+from hpcstack.plan.tunnel import peer_names
+from hpcstack.render import Artifact, renderer
 
 
 @dataclass(frozen=True)
@@ -84,13 +84,6 @@ def node_conf(plan: Plan, site: SitePlan, node: NodePlan) -> str:
     return _conf(
         plan, f"{node.name} (site {site.name})", node.overlay_ip, plan.routed_networks, peers
     )
-
-
-def peer_names(plan: Plan) -> list[str]:
-    """Every WireGuard peer that needs a key pair."""
-    if plan.stack.tunnel.mode != "wireguard" or not plan.tunneled_sites:
-        return []
-    return [HUB] + [n.name for s in plan.tunneled_sites for n in s.nodes]
 
 
 @renderer("wireguard")

@@ -28,7 +28,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from ..errors import ToolError
+from hpcstack.errors import ToolError
 
 log = logging.getLogger(__name__)
 

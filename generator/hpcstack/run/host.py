@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .nvidia import run_nvidia_smi
+from hpcstack.run.nvidia import run_nvidia_smi
 
 log = logging.getLogger(__name__)
 

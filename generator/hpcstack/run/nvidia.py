@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..errors import ToolError
+from hpcstack.errors import ToolError
 
 log = logging.getLogger(__name__)
 

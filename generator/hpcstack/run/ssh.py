@@ -21,7 +21,7 @@ from typing import Any
 
 import paramiko
 
-from ..errors import ToolError
+from hpcstack.errors import ToolError
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .run.docker import ServiceState
+from hpcstack.run.docker import ServiceState
 
 READY_STATES = {"IDLE", "MIXED", "ALLOCATED", "COMPLETING", "PLANNED"}
 BAD_FLAGS = ("DOWN", "NOT_RESPONDING", "INVAL", "FAIL", "DRAIN", "UNKNOWN")

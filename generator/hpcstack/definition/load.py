@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .errors import ConfigFileError, DefinitionError, Problem
-from .model import Stack
+from hpcstack.definition.model import Stack
+from hpcstack.errors import ConfigFileError, DefinitionError, Problem
 
 Loc = tuple[str | int, ...]
 
@@ -201,7 +201,7 @@ def parse_stack(text: str, file: str = "stack.yaml") -> tuple[Stack, _PositionIn
 
 def load_stack(path: Path) -> Stack:
     """Both phases: structure and meaning. Raises with every problem found."""
-    from .validate import check_stack
+    from hpcstack.definition.checks import check_stack
 
     text = read_text(path)
     stack, index = parse_stack(text, str(path))

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import StateError
-from .loader import load_stack
-from .model import Stack
-from .render import render_all
-from .render.state import STACK_JSON
-from .secrets import SecretFile, ensure_secrets
-from .topology import Plan, make_plan
-from .writer import Change, manifest_artifact, plan_changes, write_tree
+from hpcstack.definition.load import load_stack
+from hpcstack.definition.model import Stack
+from hpcstack.output.secrets import SecretFile, ensure_secrets
+from hpcstack.output.state import STACK_JSON, stack_json
+from hpcstack.output.writer import Change, manifest_artifact, plan_changes, write_tree
+from hpcstack.plan.gpu import resolve_auto_gpus, uses_auto
+from hpcstack.plan.topology import Plan, make_plan
+from hpcstack.render import Artifact, render_all
 
 
 @dataclass(frozen=True)
@@ -25,8 +24,6 @@ class GenerateResult:
 
 def resolve(stack: Stack) -> Stack:
     """Fill in what the definition leaves to the host (`gpus: auto`)."""
-    from .gpu import resolve_auto_gpus, uses_auto
-
     return resolve_auto_gpus(stack) if uses_auto(stack) else stack
 
 
@@ -35,25 +32,11 @@ def generate(
 ) -> GenerateResult:
     stack = resolve(load_stack(config))
     plan = make_plan(stack)
-    artifacts = render_all(plan)
+    artifacts = [*render_all(plan), Artifact(STACK_JSON, stack_json(plan))]
+    artifacts.sort(key=lambda a: a.path)
     artifacts.append(manifest_artifact(artifacts))
     changes = plan_changes(out_dir, artifacts, force=force)
     if dry_run:
         return GenerateResult(plan, changes, ensure_secrets(out_dir, plan, dry_run=True))
     write_tree(out_dir, artifacts, changes)
     return GenerateResult(plan, changes, ensure_secrets(out_dir, plan))
-
-
-def load_generated(out_dir: Path) -> Plan:
-    """The plan of an already generated directory (what `up` and friends act on)."""
-    path = out_dir / STACK_JSON
-    if not path.exists():
-        raise StateError(
-            f"{out_dir} has not been generated ({STACK_JSON} is missing): "
-            "run `hpcstack generate` first"
-        )
-    try:
-        stack = Stack.model_validate(json.loads(path.read_text()))
-    except ValueError as exc:
-        raise StateError(f"{path}: unreadable ({exc}); run `hpcstack generate` again") from None
-    return make_plan(stack)

@@ -12,9 +12,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import HpcStackError
-from .model import NodeGroup, Site, Stack
-from .run.nvidia import NvidiaSmiRunner, run_nvidia_smi
+from hpcstack.definition.model import NodeGroup, Site, Stack
+from hpcstack.errors import HpcStackError
+from hpcstack.run.nvidia import NvidiaSmiRunner, run_nvidia_smi
 
 QUERY_FIELDS = ("index", "uuid", "name", "memory.total")
 QUERY_ARGS = (f"--query-gpu={','.join(QUERY_FIELDS)}", "--format=csv,noheader,nounits")

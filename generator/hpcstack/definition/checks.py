@@ -11,8 +11,14 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterator
 
-from .errors import Problem
-from .model import HOSTNAME_RE, SITE_NAME_RE, Stack
+from hpcstack.contract import (
+    FIRST_NODE_HOST,
+    MAX_NODES_PER_SITE,
+    MAX_OVERLAY_SITES,
+    NODE_PORT_BASE,
+)
+from hpcstack.definition.model import HOSTNAME_RE, SITE_NAME_RE, Stack
+from hpcstack.errors import Problem
 
 Check = Callable[[Stack], Iterator[Problem]]
 CHECKS: list[Check] = []
@@ -36,9 +42,6 @@ RESERVED_NAMES = frozenset(
     }
 )
 COMPOSE_PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-# Addresses below this in each site subnet are kept for services; nodes start here.
-FIRST_NODE_HOST = 20
-MAX_OVERLAY_SITES = 250
 
 
 def check(fn: Check) -> Check:
@@ -162,8 +165,11 @@ def sizes_fit(stack: Stack) -> Iterator[Problem]:
     if len(stack.sites) > MAX_OVERLAY_SITES:
         yield Problem("sites", f"at most {MAX_OVERLAY_SITES} sites")
     for i, site in enumerate(stack.sites):
-        if len(site.node_names) > 250:
-            yield Problem(f"sites[{i}].nodes", "at most 250 nodes per site (one overlay /24)")
+        if len(site.node_names) > MAX_NODES_PER_SITE:
+            yield Problem(
+                f"sites[{i}].nodes",
+                f"at most {MAX_NODES_PER_SITE} nodes per site (one overlay /24)",
+            )
 
 
 @check
@@ -197,8 +203,6 @@ def gpus_not_shared(stack: Stack) -> Iterator[Problem]:
 @check
 def ssh_node_ports_fit(stack: Stack) -> Iterator[Problem]:
     """ssh mode gives every tunneled node its own port on the sshd; they must all exist."""
-    from .render.ssh import NODE_PORT_BASE  # the renderers import this module: import late
-
     if stack.tunnel.mode != "ssh":
         return
     tunneled = sum(len(s.node_names) for s in stack.sites if s.name != stack.controller.site)

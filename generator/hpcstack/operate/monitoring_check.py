@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from .render.grafana import DASHBOARDS, build_dashboard, panel_queries
+from hpcstack.render.grafana import DASHBOARDS, build_dashboard, panel_queries
 
 GRAFANA_VARIABLES = {
     "$__rate_interval": "1m",

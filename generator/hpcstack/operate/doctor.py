@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .errors import HpcStackError
-from .gpu import GpuInfo, query_gpus
-from .run.host import HostProbes, ProbeRun
-from .run.nvidia import NvidiaDriverError, NvidiaSmiMissing
+from hpcstack.errors import HpcStackError
+from hpcstack.plan.gpu import GpuInfo, query_gpus
+from hpcstack.run.host import HostProbes, ProbeRun
+from hpcstack.run.nvidia import NvidiaDriverError, NvidiaSmiMissing
 
 MIN_DOCKER = (20, 10)
 MIN_COMPOSE = (2, 20)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import OutputError
-from .render import Artifact
+from hpcstack.errors import OutputError
+from hpcstack.output.atomic import stage
+from hpcstack.render import Artifact
 
 STATE_DIR = ".hpcstack"
 MANIFEST = f"{STATE_DIR}/manifest.json"
@@ -100,12 +100,7 @@ def write_tree(out_dir: Path, artifacts: list[Artifact], changes: list[Change]) 
                 continue
             art = by_path[ch.path]
             target = out_dir / art.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(art.content.encode())
-            os.chmod(tmp, art.mode)
-            staged.append((Path(tmp), target))
+            staged.append((stage(target, art.content.encode(), art.mode), target))
     except OSError as exc:
         for staged_file, _ in staged:
             staged_file.unlink(missing_ok=True)

@@ -10,30 +10,8 @@ import ipaddress
 from dataclasses import dataclass
 from functools import cached_property
 
-from .model import Site, Stack
-from .validate import FIRST_NODE_HOST
-
-# Fixed host numbers for services on a site's Docker network.
-SERVICE_HOSTS: dict[str, int] = {
-    "db": 10,
-    "slurmdbd": 11,
-    "slurmctld": 12,
-    "tunnel": 13,
-    "prometheus": 14,
-    "grafana": 15,
-    "node-exporter": 16,
-    "slurm-exporter": 17,
-    "dcgm-exporter": 18,
-    "sshd": 19,
-}
-# Overlay host numbers inside a site's overlay block: hub .1, nodes from .4.
-OVERLAY_HUB_HOST = 1
-OVERLAY_FIRST_NODE = 4
-
-SLURMCTLD_PORT = 6817
-SLURMD_PORT = 6818
-SLURMDBD_PORT = 6819
-SRUN_PORT_RANGE = (60001, 60999)
+from hpcstack.contract import FIRST_NODE_HOST, OVERLAY_FIRST_NODE, OVERLAY_HUB_HOST, SERVICE_HOSTS
+from hpcstack.definition.model import Site, Stack
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,11 @@ from cryptography.hazmat.primitives.serialization import (
     load_ssh_private_key,
 )
 
-from .errors import OutputError
-from .render.ssh import HOST_ALIAS, ssh_mode
-from .render.wireguard import peer_names
-from .topology import Plan
+from hpcstack.contract import SSH_HOST_ALIAS
+from hpcstack.errors import OutputError
+from hpcstack.output.atomic import write_atomic
+from hpcstack.plan.topology import Plan
+from hpcstack.plan.tunnel import peer_names, ssh_mode
 
 MUNGE_KEY_BYTES = 1024
 
@@ -42,26 +43,6 @@ MUNGE_KEY_BYTES = 1024
 class SecretFile:
     path: Path
     status: str  # "created" | "kept"
-
-
-def _create_exclusive(path: Path, data: bytes, mode: int) -> bool:
-    """Write `data` to `path` only if it does not exist; True when written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    try:
-        os.link(tmp, path)  # fails if path exists: never overwrite
-    except FileExistsError:
-        return False
-    finally:
-        tmp.unlink()
-    return True
 
 
 def wireguard_keypair() -> tuple[str, str]:
@@ -120,7 +101,7 @@ def ensure_secrets(out_dir: Path, plan: Plan, dry_run: bool = False) -> list[Sec
     os.chmod(root, 0o700)
     for rel, (make, mode) in sorted(required_secrets(plan).items()):
         path = root / rel
-        created = not path.exists() and _create_exclusive(path, make(), mode)
+        created = not path.exists() and write_atomic(path, make(), mode, exclusive=True)
         result.append(SecretFile(path, "created" if created else "kept"))
     for peer in peer_names(plan):
         result.extend(_ensure_wireguard_peer(root, peer))
@@ -131,17 +112,12 @@ def ensure_secrets(out_dir: Path, plan: Plan, dry_run: bool = False) -> list[Sec
 
 def _write_public(path: Path, text: str) -> None:
     """A derived, non-secret file: kept in step with its private key."""
-    if path.exists() and path.read_text() == text:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    if not path.exists() or path.read_text() != text:
+        write_atomic(path, text.encode(), 0o644)
 
 
 def _ensure_ssh_key(path: Path) -> tuple[SecretFile, str]:
-    created = not path.exists() and _create_exclusive(path, ssh_private_key(), 0o600)
+    created = not path.exists() and write_atomic(path, ssh_private_key(), 0o600, exclusive=True)
     return SecretFile(path, "created" if created else "kept"), ssh_public(path.read_bytes())
 
 
@@ -150,7 +126,7 @@ def _ensure_ssh_keys(root: Path, plan: Plan) -> list[SecretFile]:
     ssh = root / "ssh"
     ssh.mkdir(mode=0o700, exist_ok=True)
     host, host_pub = _ensure_ssh_key(ssh / "host_ed25519_key")
-    _write_public(ssh / "pub" / "known_hosts", f"{HOST_ALIAS} {host_pub}\n")
+    _write_public(ssh / "pub" / "known_hosts", f"{SSH_HOST_ALIAS} {host_pub}\n")
     out = [host]
     for site in plan.tunneled_sites:
         key, pub = _ensure_ssh_key(ssh / f"{site.name}.key")
@@ -167,14 +143,8 @@ def _ensure_wireguard_peer(root: Path, peer: str) -> list[SecretFile]:
         out.append(SecretFile(key_path, "kept"))
     else:
         priv, _ = wireguard_keypair()
-        _create_exclusive(key_path, (priv + "\n").encode(), 0o600)
+        write_atomic(key_path, (priv + "\n").encode(), 0o600, exclusive=True)
         out.append(SecretFile(key_path, "created"))
-    expected = wireguard_public(key_path.read_text()) + "\n"
-    if not pub_path.exists() or pub_path.read_text() != expected:
-        # The public key is derived, not user data: keep it in step with the private key.
-        pub_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = pub_path.with_suffix(".tmp")
-        tmp.write_text(expected)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, pub_path)
+    # The public key is derived, not user data: keep it in step with the private key.
+    _write_public(pub_path, wireguard_public(key_path.read_text()) + "\n")
     return out

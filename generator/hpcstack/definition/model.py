@@ -36,6 +36,12 @@ def ipv4_network(value: str, max_prefix: int, what: str) -> str:
     return value
 
 
+def duration_seconds(duration: str) -> int:
+    """Seconds in a Prometheus-style duration such as `30s`, `5m`, `2h`, `15d`."""
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}[duration[-1]]
+    return int(duration[:-1]) * unit
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -92,19 +98,6 @@ class NodeGroup(Strict):
         if self.name is not None:
             return [self.name]
         return [f"{self.prefix}{i}" for i in range(1, self.count + 1)]
-
-    @property
-    def gpu_indices(self) -> list[int]:
-        """Host GPU indices given to each node of this group ('auto' is resolved earlier)."""
-        if isinstance(self.gpus, list):
-            return list(self.gpus)
-        if isinstance(self.gpus, int):
-            return list(range(self.gpus))
-        return []
-
-    @property
-    def gpu_count(self) -> int:
-        return len(self.gpu_indices)
 
 
 class Site(Strict):
@@ -238,14 +231,6 @@ class Stack(Strict):
             if s.name == name:
                 return s
         raise KeyError(name)
-
-    @property
-    def controller_site(self) -> Site:
-        return self.site(self.controller.site)
-
-    @property
-    def compute_sites(self) -> list[Site]:
-        return [s for s in self.sites if s.nodes]
 
     @property
     def base_image(self) -> str:

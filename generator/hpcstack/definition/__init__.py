@@ -1,0 +1,1 @@
+"""The definition layer: stack.yaml as a typed model, loaded with positions and checked."""

@@ -1,0 +1,1 @@
+"""The operate layer: generate, up/down/wait, status, deploy, AWS secrets, doctor."""

@@ -1,0 +1,1 @@
+"""The output layer: the one atomic writer, the manifest, secrets and the saved plan."""
