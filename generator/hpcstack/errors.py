@@ -21,12 +21,15 @@ class Problem:
     line: int = 0  # 1-based; 0 when unknown
     col: int = 0
     hint: str = ""
+    level: str = "error"  # "error" (exit 1, nothing written) or "warning" (printed, exit 0)
 
     def format(self) -> str:
         where = self.file or "<definition>"
         if self.line:
             where += f":{self.line}:{self.col}"
         text = f"{where}: {self.path or '(top)'}: {self.message}"
+        if self.level != "error":
+            text = f"{where}: {self.level}: {self.path or '(top)'}: {self.message}"
         if self.hint:
             text += f" ({self.hint})"
         return text

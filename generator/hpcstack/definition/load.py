@@ -205,7 +205,8 @@ def load_stack(path: Path) -> Stack:
 
     text = read_text(path)
     stack, index = parse_stack(text, str(path))
-    problems = check_stack(stack)
+    # Warnings (level="warning") are not raised here yet: `validate --strict` will report them.
+    problems = [p for p in check_stack(stack) if p.level == "error"]
     if problems:
         positioned = [
             Problem(
