@@ -26,7 +26,8 @@ from hpcstack.exporter.collector import SlurmCollector
 from hpcstack.operate.monitoring_check import empty_panels, query
 from hpcstack.plan.topology import Plan, make_plan
 from hpcstack.render import Artifact
-from hpcstack.render.grafana import DASHBOARDS, build_dashboard, panel_queries, render_grafana
+from hpcstack.render.grafana import build_dashboard, panel_queries, render_grafana
+from hpcstack.render.grafana_panels import DASHBOARDS
 from hpcstack.render.monitoring_compose import monitoring_services
 from hpcstack.render.prometheus import dcgm_relabel, prometheus_config, render_prometheus
 

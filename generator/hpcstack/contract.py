@@ -57,7 +57,14 @@ SSH_HOST_ALIAS = "hpcstack-sshd"  # ssh mode: the name the pinned known_hosts li
 WG_IFACE = "wg0"
 # How a generated file names a key to fill in at start: `@name` (WireGuard peers, ssh sites).
 KEY_REF_NAME = r"[a-z0-9][a-z0-9_-]*"
-KEY_REF_RE = re.compile(rf"@({KEY_REF_NAME})$")
+
+
+def key_ref(name: str) -> str:
+    """`@name` for a generated file; only names the images' KEY_REF_NAME regex accepts."""
+    if re.fullmatch(KEY_REF_NAME, name) is None:
+        raise ValueError(f"internal: {name!r} cannot be a key reference ({KEY_REF_NAME})")
+    return f"@{name}"
+
 
 # --- paths inside the containers -------------------------------------------------------------
 SLURM_CONF_DIR = "/etc/hpcstack/slurm"  # generated slurm/, mounted read-only
@@ -68,10 +75,32 @@ SSH_PUB_DIR = "/etc/hpcstack/ssh-pub"
 SSH_KEY_PATH = "/run/hpcstack-ssh/key"  # the entrypoint copies the compose secret here, 0600
 SSH_JUMP_KNOWN_HOSTS = "jump_known_hosts"  # optional, the operator adds the bastion's key line
 SECRETS_DIR = "/run/secrets"  # compose secrets
+SSHD_HOST_KEY_PATH = "/etc/ssh/hpcstack_host_ed25519_key"  # the sshd host key, copied at start
+SSHD_AUTHORIZED_KEYS_DIR = "/etc/ssh/authorized_keys.d"  # sshd_config's AuthorizedKeysFile %u
 GPU_JOB_DIR = "/run/hpcstack/gpu-jobs"  # the Slurm prolog writes one file per GPU index here
 DEMO_DIR = "/opt/hpcstack/demo"
 SHARED_DIR = "/shared"
 CONTRACT_PATH = "/usr/local/lib/hpcstack/contract.sh"  # where the images keep contract.sh
+
+# --- compose secrets (targets under SECRETS_DIR) ---------------------------------------------
+MUNGE_KEY_SECRET = "munge_key"
+DB_PASSWORD_SECRET = "db_password"
+WG_KEY_SECRET = "wg_key"  # this container's WireGuard private key
+SSH_KEY_SECRET = "ssh_key"  # a local site's ssh client key
+SSH_HOST_KEY_SECRET = "ssh_host_key"  # the cloud sshd's host key
+
+# --- per-container environment compose sets (names only; the values come from the plan) -----
+ENV_WG_PEER = "HPCSTACK_WG_PEER"  # this container's WireGuard peer name
+ENV_SSH_SITE = "HPCSTACK_SSH_SITE"  # ssh-tunnel: the site whose client config to use
+ENV_DNAT = "HPCSTACK_DNAT"  # ssh mode: `dest=to` pairs a node rewrites
+ENV_OVERLAY_VIA = "HPCSTACK_OVERLAY_VIA"  # cloud-side services: the tunnel's address
+ENV_OVERLAY_NETS = "HPCSTACK_OVERLAY_NETS"  # ... and the overlay networks routed through it
+ENV_MKNOD_GPUS = "HPCSTACK_MKNOD_GPUS"  # gpu_runtime mknod: the device numbers to create
+# wireguard/<site>/<peer>.env, which hpcstack-tunnel sources: the interface settings `wg setconf`
+# does not read (the .conf beside it holds only what it does).
+WG_ENV_ADDRESS = "HPCSTACK_WG_ADDRESS"  # the peer's overlay address with prefix length
+WG_ENV_MTU = "HPCSTACK_WG_MTU"
+WG_ENV_ROUTES = "HPCSTACK_WG_ROUTES"  # space-separated networks routed into the tunnel
 
 
 def shell_variables() -> dict[str, str]:
@@ -91,7 +120,16 @@ def shell_variables() -> dict[str, str]:
         "HPCSTACK_WG_PUB_DIR": WG_PUB_DIR,
         "HPCSTACK_WG_IFACE": WG_IFACE,
         "HPCSTACK_SECRETS_DIR": SECRETS_DIR,
+        "HPCSTACK_MUNGE_KEY_SECRET": f"{SECRETS_DIR}/{MUNGE_KEY_SECRET}",
+        "HPCSTACK_DB_PASSWORD_SECRET": f"{SECRETS_DIR}/{DB_PASSWORD_SECRET}",
+        "HPCSTACK_WG_KEY_SECRET": f"{SECRETS_DIR}/{WG_KEY_SECRET}",
+        "HPCSTACK_SSH_KEY_SECRET": f"{SECRETS_DIR}/{SSH_KEY_SECRET}",
+        "HPCSTACK_SSH_HOST_KEY_SECRET": f"{SECRETS_DIR}/{SSH_HOST_KEY_SECRET}",
+        "HPCSTACK_SSHD_HOST_KEY_PATH": SSHD_HOST_KEY_PATH,
+        "HPCSTACK_SSHD_AUTHORIZED_KEYS_DIR": SSHD_AUTHORIZED_KEYS_DIR,
+        "HPCSTACK_HUB": HUB,
         "HPCSTACK_GPU_JOB_DIR": GPU_JOB_DIR,
         "HPCSTACK_KEY_REF_NAME": KEY_REF_NAME,
         "HPCSTACK_JOB_USER": JOB_USER,
+        "HPCSTACK_DEMO_DIR": DEMO_DIR,
     }

@@ -13,7 +13,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from hpcstack.render.grafana import DASHBOARDS, build_dashboard, panel_queries
+from hpcstack.render.grafana import build_dashboard, panel_queries
+from hpcstack.render.grafana_panels import DASHBOARDS
 
 GRAFANA_VARIABLES = {
     "$__rate_interval": "1m",

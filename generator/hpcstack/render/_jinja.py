@@ -6,14 +6,13 @@ import json
 from functools import cache
 from typing import Any
 
-import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from hpcstack.render._yaml import to_yaml
 
 
 def _to_yaml(value: Any, indent: int = 0) -> str:
-    text = yaml.safe_dump(value, sort_keys=False, default_flow_style=False, width=1000)
-    pad = " " * indent
-    return "".join(pad + line if line.strip() else line for line in text.splitlines(True)).rstrip()
+    return to_yaml(value, width=1000, indent=indent).rstrip()
 
 
 def _to_json(value: Any) -> str:
@@ -45,3 +44,8 @@ def read_static(name: str) -> str:
     assert loader is not None
     source, _, _ = loader.get_source(environment(), name)
     return source
+
+
+def template_names(prefix: str) -> list[str]:
+    """Every template under `prefix/`, sorted."""
+    return sorted(n for n in environment().list_templates() if n.startswith(prefix + "/"))

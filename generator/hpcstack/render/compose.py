@@ -9,22 +9,32 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import yaml
-
 from hpcstack.contract import (
+    DB_PASSWORD_SECRET,
+    ENV_DNAT,
+    ENV_MKNOD_GPUS,
+    ENV_SSH_SITE,
+    ENV_WG_PEER,
     GPU_JOB_DIR,
+    HUB,
+    MUNGE_KEY_SECRET,
+    SHARED_DIR,
     SLURM_CONF_DIR,
     SLURMCTLD_PORT,
     SSH_CONF_DIR,
+    SSH_HOST_KEY_SECRET,
+    SSH_KEY_SECRET,
     SSH_PUB_DIR,
     SSHD_PORT,
     WG_CONF_DIR,
+    WG_KEY_SECRET,
     WG_PUB_DIR,
 )
 from hpcstack.plan.topology import NodePlan, Plan, SitePlan
 from hpcstack.plan.tunnel import node_dnat, node_ports, ssh_mode, wireguard_mode
 from hpcstack.render import Artifact, renderer
-from hpcstack.render.compose_common import LOGGING, build, slurm_service_base
+from hpcstack.render._yaml import to_yaml
+from hpcstack.render.compose_common import LOGGING, build, overlay_route_env, slurm_service_base
 from hpcstack.render.monitoring_compose import monitoring_services
 from hpcstack.render.slurm import node_conf
 
@@ -60,7 +70,7 @@ def _db(plan: Plan, site: SitePlan) -> dict[str, Any]:
         "hostname": "db",
         "restart": "unless-stopped",
         "logging": LOGGING,
-        "secrets": [_secret("db_password", "db_password")],
+        "secrets": [_secret("db_password", DB_PASSWORD_SECRET)],
         "volumes": ["db-data:/var/lib/mariadb"],
         "networks": _net(site.service_ip("db")),
         "healthcheck": _health(["hpcstack-healthcheck"]),
@@ -72,7 +82,10 @@ def _slurmdbd(plan: Plan, site: SitePlan) -> dict[str, Any]:
     svc = slurm_service_base(plan, "slurmdbd", ["slurmdbd"])
     svc.update(
         {
-            "secrets": [_secret("munge_key", "munge_key"), _secret("db_password", "db_password")],
+            "secrets": [
+                _secret("munge_key", MUNGE_KEY_SECRET),
+                _secret("db_password", DB_PASSWORD_SECRET),
+            ],
             "volumes": [f"../slurm:{SLURM_CONF_DIR}:ro"],
             "networks": _net(site.service_ip("slurmdbd")),
             "depends_on": {"db": {"condition": "service_healthy"}},
@@ -82,28 +95,19 @@ def _slurmdbd(plan: Plan, site: SitePlan) -> dict[str, Any]:
     return svc
 
 
-def _overlay_route_env(plan: Plan, site: SitePlan) -> dict[str, str]:
-    if not wireguard_mode(plan):
-        return {}
-    return {
-        "HPCSTACK_OVERLAY_VIA": site.service_ip("tunnel"),
-        "HPCSTACK_OVERLAY_NETS": plan.stack.tunnel.subnet,
-    }
-
-
 def _slurmctld(plan: Plan, site: SitePlan) -> dict[str, Any]:
     svc = slurm_service_base(plan, "slurmctld", ["slurmctld"])
-    env = _overlay_route_env(plan, site)
+    env = overlay_route_env(plan, site)
     if env:
         svc["cap_add"] = ["NET_ADMIN"]
         svc["environment"] = env
     svc.update(
         {
-            "secrets": [_secret("munge_key", "munge_key")],
+            "secrets": [_secret("munge_key", MUNGE_KEY_SECRET)],
             "volumes": [
                 f"../slurm:{SLURM_CONF_DIR}:ro",
                 "slurmctld-state:/var/spool/slurmctld",
-                "shared:/shared",
+                f"shared:{SHARED_DIR}",
             ],
             "networks": _net(site.service_ip("slurmctld")),
             "depends_on": {"slurmdbd": {"condition": "service_healthy"}},
@@ -122,8 +126,8 @@ def _tunnel(plan: Plan, site: SitePlan) -> dict[str, Any]:
             "cap_add": ["NET_ADMIN"],
             "devices": ["/dev/net/tun:/dev/net/tun"],
             "sysctls": {"net.ipv4.ip_forward": "1"},
-            "environment": {"HPCSTACK_WG_PEER": "hub"},
-            "secrets": [_secret("wg_hub", "wg_key")],
+            "environment": {ENV_WG_PEER: HUB},
+            "secrets": [_secret(f"wg_{HUB}", WG_KEY_SECRET)],
             "volumes": _wg_volumes(site),
             "ports": [f"{port}:{port}/udp"],
             "networks": _net(site.service_ip("tunnel")),
@@ -149,7 +153,7 @@ def _sshd(plan: Plan, site: SitePlan) -> dict[str, Any]:
     svc = slurm_service_base(plan, "sshd", ["sshd"])
     svc.update(
         {
-            "secrets": [_secret("ssh_host_key", "ssh_host_key")],
+            "secrets": [_secret("ssh_host_key", SSH_HOST_KEY_SECRET)],
             "volumes": _ssh_volumes(),
             "ports": [f"{plan.stack.tunnel.ssh_port}:{SSHD_PORT}"],
             "networks": _net(site.service_ip("sshd")),
@@ -164,8 +168,8 @@ def _ssh_tunnel(plan: Plan, site: SitePlan) -> dict[str, Any]:
     svc = slurm_service_base(plan, "ssh-tunnel", ["ssh-tunnel"])
     svc.update(
         {
-            "environment": {"HPCSTACK_SSH_SITE": site.name},
-            "secrets": [_secret("ssh_key", "ssh_key")],
+            "environment": {ENV_SSH_SITE: site.name},
+            "secrets": [_secret("ssh_key", SSH_KEY_SECRET)],
             "volumes": _ssh_volumes(),
             "networks": _net(site.service_ip("tunnel")),
             # The sshd's published port on the all-in-one setup: the Docker host itself.
@@ -181,7 +185,7 @@ def _ssh_node(plan: Plan, site: SitePlan, svc: dict[str, Any], node: NodePlan) -
     mates' sshd-side addresses are rewritten (DNAT) to the ssh-tunnel and to the mates."""
     svc["command"][-1] += f" Port={node_ports(plan)[node.name]}"
     svc["cap_add"] = ["NET_ADMIN"]
-    svc["environment"] = {"HPCSTACK_DNAT": " ".join(node_dnat(plan, site))}
+    svc["environment"] = {ENV_DNAT: " ".join(node_dnat(plan, site))}
     svc["depends_on"] = {"ssh-tunnel": {"condition": "service_healthy"}}
 
 
@@ -210,7 +214,7 @@ def _gpu_settings(site: SitePlan, node: NodePlan) -> dict[str, Any]:
         return {"devices": [f"nvidia.com/gpu={i}" for i in ids]}
     # mknod: device nodes without a driver, for scheduling tests on hosts without GPUs.
     return {
-        "environment": {"HPCSTACK_MKNOD_GPUS": " ".join(ids)},
+        "environment": {ENV_MKNOD_GPUS: " ".join(ids)},
         "device_cgroup_rules": ["c 195:* rmw"],
     }
 
@@ -240,8 +244,8 @@ def _node(plan: Plan, site: SitePlan, node: NodePlan) -> dict[str, Any]:
         ],
         "restart": "unless-stopped",
         "logging": LOGGING,
-        "secrets": [_secret("munge_key", "munge_key")],
-        "volumes": ["shared:/shared", f"gpu-jobs:{GPU_JOB_DIR}"],
+        "secrets": [_secret("munge_key", MUNGE_KEY_SECRET)],
+        "volumes": [f"shared:{SHARED_DIR}", f"gpu-jobs:{GPU_JOB_DIR}"],
         "networks": _net(node.site_ip),
         "healthcheck": _health(["hpcstack-healthcheck", "slurmd", node.name]),
         "deploy": {
@@ -252,14 +256,14 @@ def _node(plan: Plan, site: SitePlan, node: NodePlan) -> dict[str, Any]:
     if site.tunneled and wireguard_mode(plan):
         svc["cap_add"] = ["NET_ADMIN"]
         svc["devices"] = ["/dev/net/tun:/dev/net/tun"]
-        svc["environment"] = {"HPCSTACK_WG_PEER": node.name}
-        svc["secrets"].append(_secret(f"wg_{node.name}", "wg_key"))
+        svc["environment"] = {ENV_WG_PEER: node.name}
+        svc["secrets"].append(_secret(f"wg_{node.name}", WG_KEY_SECRET))
         svc["volumes"] += _wg_volumes(site)
         # The tunnel endpoint for the all-in-one setup: the Docker host itself.
         svc["extra_hosts"] = ["host.docker.internal:host-gateway"]
     elif site.is_controller and wireguard_mode(plan):
         svc["cap_add"] = ["NET_ADMIN"]
-        svc["environment"] = _overlay_route_env(plan, site)
+        svc["environment"] = overlay_route_env(plan, site)
     elif site.tunneled and ssh_mode(plan):
         _ssh_node(plan, site, svc, node)
     gpu = _gpu_settings(site, node)
@@ -288,7 +292,7 @@ def compose_site(plan: Plan, site: SitePlan) -> dict[str, Any]:
         volumes["slurmctld-state"] = {}
         if wireguard_mode(plan):
             services["tunnel"] = _tunnel(plan, site)
-            secrets["wg_hub"] = {"file": "../secrets/wireguard/hub.key"}
+            secrets[f"wg_{HUB}"] = {"file": f"../secrets/wireguard/{HUB}.key"}
         if ssh_mode(plan):
             services["sshd"] = _sshd(plan, site)
             secrets["ssh_host_key"] = {"file": "../secrets/ssh/host_ed25519_key"}
@@ -322,17 +326,8 @@ def compose_site(plan: Plan, site: SitePlan) -> dict[str, Any]:
     return doc
 
 
-class _NoAliasDumper(yaml.SafeDumper):
-    """Plain YAML: no &anchors/*aliases for shared sub-dicts (people read these files)."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
 def dump(doc: dict[str, Any]) -> str:
-    return yaml.dump(
-        doc, Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False, width=100
-    )
+    return to_yaml(doc)
 
 
 def built_images(plan: Plan, sites: Iterable[SitePlan] | None = None) -> list[str]:

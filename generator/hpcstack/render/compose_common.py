@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpcstack.plan.topology import Plan
+from hpcstack.contract import ENV_OVERLAY_NETS, ENV_OVERLAY_VIA
+from hpcstack.plan.topology import Plan, SitePlan
+from hpcstack.plan.tunnel import wireguard_mode
 
 LOGGING: dict[str, Any] = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}}
 # Compose interpolates these at build time. APT_OPTIONS is empty by default; `hpcstack up` and
@@ -31,4 +33,14 @@ def slurm_service_base(plan: Plan, hostname: str, command: list[str]) -> dict[st
         "command": command,
         "restart": "unless-stopped",
         "logging": LOGGING,
+    }
+
+
+def overlay_route_env(plan: Plan, site: SitePlan) -> dict[str, str]:
+    """Cloud-side services (slurmctld, nodes, Prometheus) reach the overlay through the hub."""
+    if not wireguard_mode(plan):
+        return {}
+    return {
+        ENV_OVERLAY_VIA: site.service_ip("tunnel"),
+        ENV_OVERLAY_NETS: plan.stack.tunnel.subnet,
     }

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpcstack.contract import EXPORTER_PORTS, GPU_JOB_DIR, SLURM_CONF_DIR
+from hpcstack.contract import (
+    EXPORTER_PORTS,
+    GPU_JOB_DIR,
+    MUNGE_KEY_SECRET,
+    SECRETS_DIR,
+    SLURM_CONF_DIR,
+)
 from hpcstack.definition.model import duration_seconds
 from hpcstack.plan.topology import Plan, SitePlan
-from hpcstack.render.compose_common import LOGGING, slurm_service_base
+from hpcstack.render.compose_common import LOGGING, overlay_route_env, slurm_service_base
 from hpcstack.render.compose_common import build as _build
 from hpcstack.render.prometheus import gpu_sites
 
@@ -69,15 +75,8 @@ def prometheus_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
 
 def _overlay_route(plan: Plan, site: SitePlan) -> dict[str, Any]:
     """Prometheus reaches exporters on tunneled sites through the hub."""
-    if not plan.tunneled_sites or plan.stack.tunnel.mode != "wireguard":
-        return {}
-    return {
-        "cap_add": ["NET_ADMIN"],
-        "environment": {
-            "HPCSTACK_OVERLAY_VIA": site.service_ip("tunnel"),
-            "HPCSTACK_OVERLAY_NETS": plan.stack.tunnel.subnet,
-        },
-    }
+    env = overlay_route_env(plan, site)
+    return {"cap_add": ["NET_ADMIN"], "environment": env} if env else {}
 
 
 def grafana_service(site: SitePlan, port: int) -> dict[str, Any]:
@@ -88,7 +87,7 @@ def grafana_service(site: SitePlan, port: int) -> dict[str, Any]:
         "depends_on": ["prometheus"],
         "environment": {
             "GF_SECURITY_ADMIN_USER": "admin",
-            "GF_SECURITY_ADMIN_PASSWORD__FILE": f"/run/secrets/{GRAFANA_SECRET}",
+            "GF_SECURITY_ADMIN_PASSWORD__FILE": f"{SECRETS_DIR}/{GRAFANA_SECRET}",
             "GF_AUTH_ANONYMOUS_ENABLED": "false",
             "GF_USERS_ALLOW_SIGN_UP": "false",
             "GF_ANALYTICS_REPORTING_ENABLED": "false",
@@ -129,7 +128,7 @@ def slurm_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
     svc.update(
         {
             # The slurm image carries Slurm's client commands, munge and the exporter package.
-            "secrets": [{"source": "munge_key", "target": "munge_key"}],
+            "secrets": [{"source": "munge_key", "target": MUNGE_KEY_SECRET}],
             "volumes": [f"../slurm:{SLURM_CONF_DIR}:ro"],
             **_net(site, "slurm-exporter"),
             "healthcheck": {

@@ -1,5 +1,10 @@
 """prometheus/: the scrape configuration from the plan, plus the static rules and their tests.
 
+Everything under templates/prometheus/ lands at the same place under prometheus/:
+prometheus.yml.j2 rendered from `prometheus_config`, the rules, their promtool tests and the
+dcgm-exporter counters copied (Prometheus loads every rules/*.yml, so a new rule file needs no
+edit here).
+
 Which address each exporter is scraped at is decided here, in `scrape_targets`, from the plan:
 services on the controller's site by their Docker address, services on tunneled sites by an
 overlay address (the tunnel is the only path from the cloud site to them).
@@ -8,7 +13,7 @@ overlay address (the tunnel is the only path from the cloud site to them).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,13 +21,12 @@ from hpcstack.contract import EXPORTER_PORTS, SLURMCTLD_PORT
 from hpcstack.definition.model import duration_seconds
 from hpcstack.plan.topology import Plan, SitePlan
 from hpcstack.render import Artifact, renderer
-from hpcstack.render._jinja import read_static, render_template
+from hpcstack.render._tree import render_tree
 
 NATIVE_ENDPOINTS = ("jobs", "nodes", "partitions", "scheduler")
 # The native endpoint is an RPC into slurmctld: Slurm advises 60-120 s between scrapes.
 NATIVE_MIN_INTERVAL_S = 60
-RULE_FILES = ("recording.yml", "alerts.yml")
-RULE_TESTS = ("gpus.yml", "hosts.yml", "recording.yml", "slurm.yml", "targets.yml")
+RULE_FILES = "rules/*.yml"  # relative to prometheus.yml
 
 
 @dataclass(frozen=True)
@@ -148,23 +152,13 @@ def prometheus_config(plan: Plan) -> dict[str, Any]:
             "evaluation_interval": mon.scrape_interval,
             "external_labels": {"cluster": plan.cluster},
         },
-        "rule_files": [f"rules/{name}" for name in RULE_FILES],
+        "rule_files": [RULE_FILES],
         "scrape_configs": scrape_configs,
     }
-
-
-def static_files() -> Iterator[Artifact]:
-    """Rules, their promtool tests and the dcgm-exporter counters: the same for every plan."""
-    for name in RULE_FILES:
-        yield Artifact(f"prometheus/rules/{name}", read_static(f"prometheus/rules/{name}"))
-    for name in RULE_TESTS:
-        yield Artifact(f"prometheus/tests/{name}", read_static(f"prometheus/tests/{name}"))
-    yield Artifact("prometheus/dcgm-counters.csv", read_static("prometheus/dcgm-counters.csv"))
 
 
 @renderer("prometheus")
 def render_prometheus(plan: Plan) -> Iterable[Artifact]:
     if not plan.stack.monitoring.enabled:
         return []
-    text = render_template("prometheus/prometheus.yml.j2", config=prometheus_config(plan))
-    return [Artifact("prometheus/prometheus.yml", text), *static_files()]
+    return list(render_tree("prometheus", {"config": prometheus_config(plan)}))

@@ -1,5 +1,6 @@
-"""Slurm configuration the controller serves configless: slurm.conf, cgroup.conf, gres.conf,
-and slurmdbd.conf (without the password, which the container adds from its secret)."""
+"""slurm/: the configuration the controller serves configless, from templates/slurm/*.j2:
+slurm.conf, cgroup.conf, gres.conf, and slurmdbd.conf (without the password, which the container
+adds from its secret)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterable
 from hpcstack.contract import SLURMCTLD_PORT, SLURMD_PORT, SLURMDBD_PORT, SRUN_PORT_RANGE
 from hpcstack.plan.topology import Plan
 from hpcstack.render import Artifact, renderer
-from hpcstack.render._jinja import render_template
+from hpcstack.render._tree import render_tree
 
 DEFAULT_PARTITION = "all"
 DB_NAME = "slurm_acct_db"
@@ -40,33 +41,32 @@ def def_mem_per_cpu(plan: Plan) -> int:
     return max(min(shares), 1) if shares else 1024
 
 
-def render_slurm_conf(plan: Plan) -> str:
+def template_context(plan: Plan) -> dict[str, object]:
+    """What the templates under templates/slurm/ read (one context for all of them)."""
     compute_sites = [s for s in plan.sites if s.nodes]
     nodesets = [{"name": f"ns_{s.name}", "feature": f"site_{s.name}"} for s in compute_sites]
     partitions = [
         {"name": s.name, "nodes": f"ns_{s.name}", "default": False} for s in compute_sites
     ]
     partitions.append({"name": DEFAULT_PARTITION, "nodes": "ALL", "default": True})
-    return render_template(
-        "slurm/slurm.conf.j2",
-        cluster=plan.cluster,
-        controller_addr=plan.controller_addr,
-        ports=_ports(),
-        max_node_count=plan.stack.cluster.max_nodes,
-        slurmd_timeout=plan.stack.cluster.slurmd_timeout,
-        def_mem_per_cpu=def_mem_per_cpu(plan),
-        nodesets=nodesets,
-        partitions=partitions,
-    )
-
-
-def render_gres_conf(plan: Plan) -> str:
     gres = [
         {"node": n.name, "type": n.gpu_type, "files": _device_files(n.gpu_indices)}
         for n in plan.nodes
         if n.gpu_indices
     ]
-    return render_template("slurm/gres.conf.j2", gres=gres)
+    return {
+        "cluster": plan.cluster,
+        "controller_addr": plan.controller_addr,
+        "ports": _ports(),
+        "max_node_count": plan.stack.cluster.max_nodes,
+        "slurmd_timeout": plan.stack.cluster.slurmd_timeout,
+        "def_mem_per_cpu": def_mem_per_cpu(plan),
+        "nodesets": nodesets,
+        "partitions": partitions,
+        "gres": gres,
+        "db_name": DB_NAME,
+        "db_user": DB_USER,
+    }
 
 
 def node_conf(plan: Plan, node_name: str) -> str:
@@ -84,10 +84,4 @@ def node_conf(plan: Plan, node_name: str) -> str:
 
 @renderer("slurm")
 def render_slurm(plan: Plan) -> Iterable[Artifact]:
-    yield Artifact("slurm/slurm.conf", render_slurm_conf(plan))
-    yield Artifact("slurm/cgroup.conf", render_template("slurm/cgroup.conf.j2"))
-    yield Artifact("slurm/gres.conf", render_gres_conf(plan))
-    yield Artifact(
-        "slurm/slurmdbd.conf",
-        render_template("slurm/slurmdbd.conf.j2", ports=_ports(), db_name=DB_NAME, db_user=DB_USER),
-    )
+    return list(render_tree("slurm", template_context(plan)))

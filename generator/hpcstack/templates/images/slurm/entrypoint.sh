@@ -3,15 +3,18 @@
 #   slurmctld | slurmdbd | slurmd [slurmd args...] | tunnel | sshd | sshd-keys | ssh-tunnel
 #   | slurm-exporter [args] | <any command>
 # Runs under tini (PID 1, forwards signals); the daemon runs in the foreground and logs to stdout.
-# Secrets are read from /run/secrets (compose secrets), never from the environment.
+# Secrets are read from compose secrets (HPCSTACK_SECRETS_DIR), never from the environment.
+# The names, ports and paths shared with the generator come from contract.sh.
 set -euo pipefail
+# shellcheck source=/dev/null
+. /usr/local/lib/hpcstack/contract.sh
 
-CONF_SRC=/etc/hpcstack/slurm       # generated config, mounted read-only as a directory
+CONF_SRC=$HPCSTACK_SLURM_CONF_DIR  # generated config, mounted read-only as a directory
 log() { printf 'hpcstack-entrypoint: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 start_munge() {
-  local key=/run/secrets/munge_key
+  local key=$HPCSTACK_MUNGE_KEY_SECRET
   [ -s "$key" ] || die "munge key missing at $key (run 'hpcstack generate' to create secrets/munge.key)"
   install -o munge -g munge -m 0400 "$key" /etc/munge/munge.key
   install -d -o munge -g munge -m 0755 /run/munge
@@ -56,26 +59,28 @@ dnat_rules() {
 sshd_keys() {
   # authorized_keys from the generated, restricted lines: `@site` becomes the site's public key.
   # sshd reads the file at each login, so rerunning this (a site added) needs no restart.
-  local conf=/etc/hpcstack/ssh pub=/etc/hpcstack/ssh-pub line name
-  install -d -m 0755 /etc/ssh/authorized_keys.d
+  local conf=$HPCSTACK_SSH_CONF_DIR pub=$HPCSTACK_SSH_PUB_DIR line name
+  local keys=$HPCSTACK_SSHD_AUTHORIZED_KEYS_DIR/$HPCSTACK_SSH_USER
+  local ref="^(.*) @(${HPCSTACK_KEY_REF_NAME})\$"
+  install -d -m 0755 "$HPCSTACK_SSHD_AUTHORIZED_KEYS_DIR"
   umask 022
-  : >/etc/ssh/authorized_keys.d/tunnel.new
+  : >"$keys.new"
   while IFS= read -r line; do
-    if [[ $line =~ ^(.*)\ @([A-Za-z0-9_-]+)$ ]]; then
+    if [[ $line =~ $ref ]]; then
       name=${BASH_REMATCH[2]}
       [ -s "$pub/$name.pub" ] || die "public key of site '$name' missing ($pub/$name.pub)"
       line="${BASH_REMATCH[1]} $(head -n1 "$pub/$name.pub")"
     fi
-    printf '%s\n' "$line" >>/etc/ssh/authorized_keys.d/tunnel.new
+    printf '%s\n' "$line" >>"$keys.new"
   done <"$conf/authorized_keys"
-  mv /etc/ssh/authorized_keys.d/tunnel.new /etc/ssh/authorized_keys.d/tunnel
+  mv "$keys.new" "$keys"
 }
 
 run_sshd() {
   # The cloud side of ssh mode: key-only logins of the tunnel user, forwarding only.
-  local conf=/etc/hpcstack/ssh
-  [ -s /run/secrets/ssh_host_key ] || die "sshd host key missing (run 'hpcstack generate')"
-  install -m 0600 /run/secrets/ssh_host_key /etc/ssh/hpcstack_host_ed25519_key
+  local conf=$HPCSTACK_SSH_CONF_DIR
+  [ -s "$HPCSTACK_SSH_HOST_KEY_SECRET" ] || die "sshd host key missing (run 'hpcstack generate')"
+  install -m 0600 "$HPCSTACK_SSH_HOST_KEY_SECRET" "$HPCSTACK_SSHD_HOST_KEY_PATH"
   install -d -m 0755 /run/sshd
   sshd_keys
   /usr/sbin/sshd -t -f "$conf/sshd_config" || die "sshd_config rejected"
@@ -84,17 +89,17 @@ run_sshd() {
 
 run_ssh_tunnel() {
   # A local site's one ssh connection; reconnects by itself with a capped backoff.
-  local cfg=/etc/hpcstack/ssh/${HPCSTACK_SSH_SITE:?HPCSTACK_SSH_SITE names the site}.conf
+  local cfg=$HPCSTACK_SSH_CONF_DIR/${HPCSTACK_SSH_SITE:?HPCSTACK_SSH_SITE names the site}.conf
   local delay=1 started rc child=
   [ -r "$cfg" ] || die "no ssh client config at $cfg"
-  [ -s /run/secrets/ssh_key ] || die "ssh key missing (run 'hpcstack generate')"
-  install -d -m 0700 /run/hpcstack-ssh
-  install -m 0600 /run/secrets/ssh_key /run/hpcstack-ssh/key
+  [ -s "$HPCSTACK_SSH_KEY_SECRET" ] || die "ssh key missing (run 'hpcstack generate')"
+  install -d -m 0700 "$(dirname "$HPCSTACK_SSH_KEY_PATH")"
+  install -m 0600 "$HPCSTACK_SSH_KEY_SECRET" "$HPCSTACK_SSH_KEY_PATH"
   trap '[ -n "$child" ] && kill "$child" 2>/dev/null; exit 0' TERM INT
   while true; do
     started=$SECONDS
     log "connecting to the cloud site's sshd"
-    ssh -F "$cfg" -N hpcstack-sshd &
+    ssh -F "$cfg" -N "$HPCSTACK_SSH_HOST_ALIAS" &
     child=$!
     rc=0
     wait "$child" || rc=$?
@@ -122,7 +127,7 @@ case "$role" in
     shift
     start_munge
     link_config
-    pw=/run/secrets/db_password
+    pw=$HPCSTACK_DB_PASSWORD_SECRET
     [ -s "$pw" ] || die "database password missing at $pw"
     umask 077
     { cat "$CONF_SRC/slurmdbd.conf"; printf 'StoragePass=%s\n' "$(cat "$pw")"; } >/etc/slurm/slurmdbd.conf

@@ -1,6 +1,8 @@
 #!/bin/bash
 # hpcstack-healthcheck ROLE: exit 0 only when the role is ready for work, not merely running.
 set -uo pipefail
+# shellcheck source=/dev/null
+. /usr/local/lib/hpcstack/contract.sh
 case "${1:-}" in
   slurmctld)
     scontrol ping 2>/dev/null | grep -q 'is UP'
@@ -16,14 +18,14 @@ case "${1:-}" in
     [ -n "$state" ] && ! [[ $state =~ DOWN|NOT_RESPONDING|INVAL|UNKNOWN ]]
     ;;
   tunnel)
-    wg show wg0 >/dev/null 2>&1
+    wg show "$HPCSTACK_WG_IFACE" >/dev/null 2>&1
     ;;
   sshd)
-    ss -Htln 'sport = :22' | grep -q .
+    ss -Htln "sport = :$HPCSTACK_SSHD_PORT" | grep -q .
     ;;
   ssh-tunnel)
     # The local forward to slurmctld is bound only once ssh is logged in with every forward.
-    ss -Htln 'sport = :6817' | grep -q .
+    ss -Htln "sport = :$HPCSTACK_SLURMCTLD_PORT" | grep -q .
     ;;
   *)
     echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel|sshd|ssh-tunnel" >&2

@@ -1,26 +1,29 @@
 #!/bin/bash
 # hpcstack-tunnel: bring up this container's WireGuard interface from the generated config.
-#   up   configure wg0 and return (compute nodes: slurmd then runs in the foreground)
-#   run  configure wg0 and stay in the foreground reporting peers (the cloud-side hub)
-# The generated config (/etc/hpcstack/wireguard/$HPCSTACK_WG_PEER.conf) names peers by '@name'; their public keys
-# come from /etc/hpcstack/wireguard-pub/<name>.pub and this peer's private key from
-# /run/secrets/wg_key. Kernel WireGuard is used when the host has it, wireguard-go otherwise.
+#   up   configure the interface and return (compute nodes: slurmd then runs in the foreground)
+#   run  configure it and stay in the foreground reporting peers (the cloud-side hub)
+# The generated config ($HPCSTACK_WG_CONF_DIR/$HPCSTACK_WG_PEER.conf) is what `wg setconf` reads,
+# with peers named '@name': their public keys come from $HPCSTACK_WG_PUB_DIR/<name>.pub and this
+# peer's private key from a compose secret. The interface's address, MTU and routes come from
+# the .env file beside it. Kernel WireGuard is used when the host has it, wireguard-go otherwise.
 set -euo pipefail
+# shellcheck source=/dev/null
+. /usr/local/lib/hpcstack/contract.sh
 
-CONF=/etc/hpcstack/wireguard/${HPCSTACK_WG_PEER:?HPCSTACK_WG_PEER names this peer}.conf
-PUB=/etc/hpcstack/wireguard-pub
-KEY=/run/secrets/wg_key
-IFACE=wg0
+PEER=${HPCSTACK_WG_PEER:?HPCSTACK_WG_PEER names this peer}
+CONF=$HPCSTACK_WG_CONF_DIR/$PEER.conf
+SETTINGS=$HPCSTACK_WG_CONF_DIR/$PEER.env
+PUB=$HPCSTACK_WG_PUB_DIR
+KEY=$HPCSTACK_WG_KEY_SECRET
+IFACE=$HPCSTACK_WG_IFACE
 log() { printf 'hpcstack-tunnel: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-meta() { sed -n "s/^# $1 = //p" "$CONF"; }
-
 render() {
-  local out=$1 line name
+  local out=$1 line name ref="^PublicKey = @(${HPCSTACK_KEY_REF_NAME})\$"
   : >"$out"
   while IFS= read -r line; do
-    if [[ $line =~ ^PublicKey\ =\ @([A-Za-z0-9_.-]+)$ ]]; then
+    if [[ $line =~ $ref ]]; then
       name=${BASH_REMATCH[1]}
       [ -s "$PUB/$name.pub" ] || die "public key for peer '$name' missing ($PUB/$name.pub)"
       line="PublicKey = $(cat "$PUB/$name.pub")"
@@ -31,6 +34,9 @@ render() {
 
 up() {
   [ -r "$CONF" ] || die "no tunnel config at $CONF"
+  [ -r "$SETTINGS" ] || die "no interface settings at $SETTINGS"
+  # shellcheck source=/dev/null
+  . "$SETTINGS"
   [ -s "$KEY" ] || die "no private key at $KEY"
   [ -c /dev/net/tun ] || [ -d /sys/module/wireguard ] || die "/dev/net/tun missing (compose: devices: [/dev/net/tun])"
   if ip link show "$IFACE" >/dev/null 2>&1; then ip link del "$IFACE"; fi
@@ -47,11 +53,11 @@ up() {
   wg setconf "$IFACE" "$tmp"
   rm -f "$tmp"
   wg set "$IFACE" private-key "$KEY"
-  ip address add "$(meta Address)" dev "$IFACE"
-  ip link set "$IFACE" mtu "$(meta MTU)" up
+  ip address add "$HPCSTACK_WG_ADDRESS" dev "$IFACE"
+  ip link set "$IFACE" mtu "$HPCSTACK_WG_MTU" up
   local net
-  for net in $(meta Routes); do ip route replace "$net" dev "$IFACE"; done
-  log "$IFACE up: $(meta Address), peers: $(wg show "$IFACE" peers | wc -l)"
+  for net in $HPCSTACK_WG_ROUTES; do ip route replace "$net" dev "$IFACE"; done
+  log "$IFACE up: $HPCSTACK_WG_ADDRESS, peers: $(wg show "$IFACE" peers | wc -l)"
 }
 
 run() {

@@ -3,6 +3,8 @@
 # with srun; each task's results stream back here and are printed as one table.
 # Usage: run-demo.sh [NODES] [TASKS] [extra srun options...]
 set -euo pipefail
+# shellcheck source=/dev/null
+. /usr/local/lib/hpcstack/contract.sh
 nodes=${1:-2}
 tasks=${2:-$((nodes * 2))}
 shift $(( $# > 2 ? 2 : $# ))
@@ -12,7 +14,7 @@ echo "hpcstack demo: sweeping 8 settings of a neural network on the digits data 
 echo "  submitting: srun -N$nodes -n$tasks $* (from $(hostname))"
 start=$(date +%s.%N)
 srun --job-name=hpcstack-demo --nodes="$nodes" --ntasks="$tasks" --kill-on-bad-exit=1 "$@" \
-  python3 /opt/hpcstack/demo/sweep.py >"$out"
+  python3 "$HPCSTACK_DEMO_DIR/sweep.py" >"$out"
 end=$(date +%s.%N)
 grep -c '^RESULT' "$out" >/dev/null || { echo "demo: no results came back" >&2; cat "$out" >&2; exit 1; }
 echo

@@ -1,0 +1,25 @@
+"""The one YAML writer for generated files: block style, keys in the order given, no aliases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Plain YAML: no &anchors/*aliases for shared sub-dicts (people read these files)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def to_yaml(value: Any, *, width: int = 100, indent: int = 0) -> str:
+    """`value` as YAML; `indent` pads every non-empty line (a block inside a template)."""
+    text = yaml.dump(
+        value, Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False, width=width
+    )
+    if not indent:
+        return text
+    pad = " " * indent
+    return "".join(pad + line if line.strip() else line for line in text.splitlines(True))
