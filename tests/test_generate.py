@@ -221,9 +221,8 @@ def test_gpu_node_compose_and_gres_agree(defs: Path, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.docker
 def test_compose_files_pass_docker_compose_config(repo: Path, defs: Path, tmp_path: Path) -> None:
-    if shutil.which("docker") is None:
-        pytest.skip("docker CLI missing")
     for config in (repo / "stack.yaml", defs / "three-sites.yaml"):
         out = tmp_path / config.stem
         generate(config, out)

@@ -32,13 +32,22 @@ _STYLE = {
     show_default=True,
     help="Image for the throwaway container that must see a GPU.",
 )
+@click.option(
+    "--docker-host",
+    metavar="HOST",
+    default=None,
+    help="The Docker engine to check, e.g. unix:///run/docker.sock or ssh://user@host "
+    "(default: the docker CLI's own, DOCKER_HOST included).",
+)
 @click.pass_context
-def doctor(ctx: click.Context, as_json: bool, no_gpu: bool, image: str) -> None:
+def doctor(
+    ctx: click.Context, as_json: bool, no_gpu: bool, image: str, docker_host: str | None
+) -> None:
     """Check the NVIDIA driver and container toolkit, WireGuard, Docker, compose and buildx.
 
     Exit 1 when a required check fails; each failure shows the command that fixes it.
     """
-    results = run_checks(SystemProbes(), gpu=not no_gpu, image=image)
+    results = run_checks(SystemProbes(docker_host), gpu=not no_gpu, image=image)
     failed = blocking(results)
     if as_json:
         payload = {"ok": not failed, "checks": [r.as_dict() for r in results]}

@@ -4,6 +4,10 @@ the few docker CLI calls the checks need.
 Every probe answers instead of raising: a missing binary is a result (exit 127), not an error,
 because a doctor reports what is missing. The checks receive a HostProbes, so tests inject
 answers for the cases this machine cannot show (a GPU host, an old Docker).
+
+A check asks for `docker ...` by tool name; SystemProbes turns that into the argv
+`run.docker.cli_argv` builds for its engine, so the doctor probes the same engine as every
+other command (the docker CLI's own by default, DOCKER_HOST included).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from hpcstack.run.docker import cli_argv
 from hpcstack.run.nvidia import run_nvidia_smi
 
 log = logging.getLogger(__name__)
@@ -56,7 +61,10 @@ class HostProbes(Protocol):
 
 
 class SystemProbes:
-    """The real host."""
+    """The real host; `docker_host` is the engine the docker probes talk to (None: the CLI's)."""
+
+    def __init__(self, docker_host: str | None = None):
+        self.docker_host = docker_host
 
     def nvidia_smi(self, args: Sequence[str]) -> str:
         return run_nvidia_smi(args)
@@ -72,6 +80,8 @@ class SystemProbes:
         return sorted(glob.glob(pattern))
 
     def run(self, argv: Sequence[str], timeout: float = 30.0) -> ProbeRun:
+        if argv and argv[0] == "docker":
+            argv = cli_argv(self.docker_host, *argv[1:])
         binary = self.which(argv[0])
         if binary is None:
             return ProbeRun(EXIT_NOT_FOUND, stderr=f"{argv[0]}: command not found")
