@@ -33,6 +33,7 @@ def image_context(plan: Plan) -> dict[str, object]:
         "demo_dir": contract.DEMO_DIR,
         "shared_dir": contract.SHARED_DIR,
         "compute_packages": COMPUTE_PACKAGES,
+        "ports": contract.EXPORTER_PORTS,
     }
 
 
