@@ -239,7 +239,9 @@ def test_image_scripts_source_the_contract_and_spell_none_of_its_values(repo: Pa
 def test_one_key_reference_regex(repo: Path) -> None:
     scripts = image_scripts(repo)
     users = [p for p, t in scripts.items() if "HPCSTACK_KEY_REF_NAME" in t]
-    assert sorted(users) == ["images/slurm/entrypoint.sh", "images/slurm/tunnel.sh"]
+    assert users == ["images/slurm/keyrefs.sh"]
+    readers = sorted(p for p, t in scripts.items() if re.search(r"^\s*fill_key_refs ", t, re.M))
+    assert readers == ["images/slurm/entrypoint.sh", "images/slurm/tunnel.sh"]
     for path, text in scripts.items():
         # no hand-written character class for a name after `@`
         assert not re.search(r"@\(?\[", code_only(text)), path
@@ -347,3 +349,25 @@ def test_the_no_secret_image_scan_covers_every_built_image() -> None:
     )
     assert "built_images(" in scan, "the scan must take its images from built_images(plan)"
     assert not re.search(r"\"hpcstack-[a-z-]+:", scan), "no hand-kept image list in the scan"
+
+
+def test_key_references_are_filled_in_by_the_one_shell_function(repo: Path, tmp_path: Path) -> None:
+    arts = {a.path: a.content for a in render_all(default_plan(repo))}
+    (tmp_path / "contract.sh").write_text(arts["images/slurm/contract.sh"])
+    lib = arts["images/slurm/keyrefs.sh"].replace(
+        contract.CONTRACT_PATH, str(tmp_path / "contract.sh")
+    )
+    (tmp_path / "keyrefs.sh").write_text(lib)
+    (tmp_path / "in.conf").write_text(arts["wireguard/local/node1.conf"])
+    pub = tmp_path / "pub"
+    pub.mkdir()
+    (pub / "hub.pub").write_text("HUBKEY=\n")
+    run = 'die() { echo "die: $*"; exit 1; }; . "$0/keyrefs.sh"; '
+    run += 'fill_key_refs "$0/in.conf" "$0/out" "$0/pub"'
+    missing = subprocess.run(["bash", "-c", run, str(tmp_path)], capture_output=True, text=True)
+    assert missing.returncode == 1 and "public key of 'node2' missing" in missing.stdout
+    (pub / "node2.pub").write_text("NODE2KEY=\n")
+    subprocess.run(["bash", "-c", run, str(tmp_path)], check=True)
+    out = (tmp_path / "out").read_text()
+    assert "PublicKey = HUBKEY=\n" in out and "PublicKey = NODE2KEY=\n" in out
+    assert not re.search(r"^[^#].* @", out, re.M)

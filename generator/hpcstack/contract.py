@@ -80,7 +80,8 @@ SSHD_AUTHORIZED_KEYS_DIR = "/etc/ssh/authorized_keys.d"  # sshd_config's Authori
 GPU_JOB_DIR = "/run/hpcstack/gpu-jobs"  # the Slurm prolog writes one file per GPU index here
 DEMO_DIR = "/opt/hpcstack/demo"
 SHARED_DIR = "/shared"
-CONTRACT_PATH = "/usr/local/lib/hpcstack/contract.sh"  # where the images keep contract.sh
+LIB_DIR = "/usr/local/lib/hpcstack"  # shell files the images' scripts source
+CONTRACT_PATH = f"{LIB_DIR}/contract.sh"  # where the images keep contract.sh
 
 # --- compose secrets (targets under SECRETS_DIR) ---------------------------------------------
 MUNGE_KEY_SECRET = "munge_key"
@@ -132,4 +133,5 @@ def shell_variables() -> dict[str, str]:
         "HPCSTACK_KEY_REF_NAME": KEY_REF_NAME,
         "HPCSTACK_JOB_USER": JOB_USER,
         "HPCSTACK_DEMO_DIR": DEMO_DIR,
+        "HPCSTACK_LIB_DIR": LIB_DIR,
     }

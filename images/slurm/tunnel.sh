@@ -10,6 +10,8 @@
 set -euo pipefail
 # shellcheck source=/dev/null
 . /usr/local/lib/hpcstack/contract.sh
+# shellcheck source-path=SCRIPTDIR source=keyrefs.sh
+. "$HPCSTACK_LIB_DIR/keyrefs.sh"
 
 PEER=${HPCSTACK_WG_PEER:?HPCSTACK_WG_PEER names this peer}
 CONF=$HPCSTACK_WG_CONF_DIR/$PEER.conf
@@ -21,16 +23,7 @@ log() { printf 'hpcstack-tunnel: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 render() {
-  local out=$1 line name ref="^PublicKey = @(${HPCSTACK_KEY_REF_NAME})\$"
-  : >"$out"
-  while IFS= read -r line; do
-    if [[ $line =~ $ref ]]; then
-      name=${BASH_REMATCH[1]}
-      [ -s "$PUB/$name.pub" ] || die "public key for peer '$name' missing ($PUB/$name.pub)"
-      line="PublicKey = $(cat "$PUB/$name.pub")"
-    fi
-    printf '%s\n' "$line" >>"$out"
-  done <"$CONF"
+  fill_key_refs "$CONF" "$1" "$PUB"
 }
 
 up() {

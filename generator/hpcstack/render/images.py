@@ -30,6 +30,7 @@ def image_context(plan: Plan) -> dict[str, object]:
         "job_user_uid": contract.JOB_USER_UID,
         "ssh_user": contract.SSH_USER,
         "contract_path": contract.CONTRACT_PATH,
+        "lib_dir": contract.LIB_DIR,
         "demo_dir": contract.DEMO_DIR,
         "shared_dir": contract.SHARED_DIR,
         "compute_packages": COMPUTE_PACKAGES,

@@ -8,6 +8,8 @@
 set -euo pipefail
 # shellcheck source=/dev/null
 . /usr/local/lib/hpcstack/contract.sh
+# shellcheck source-path=SCRIPTDIR source=keyrefs.sh
+. "$HPCSTACK_LIB_DIR/keyrefs.sh"
 
 CONF_SRC=$HPCSTACK_SLURM_CONF_DIR  # generated config, mounted read-only as a directory
 log() { printf 'hpcstack-entrypoint: %s\n' "$*" >&2; }
@@ -59,20 +61,10 @@ dnat_rules() {
 sshd_keys() {
   # authorized_keys from the generated, restricted lines: `@site` becomes the site's public key.
   # sshd reads the file at each login, so rerunning this (a site added) needs no restart.
-  local conf=$HPCSTACK_SSH_CONF_DIR pub=$HPCSTACK_SSH_PUB_DIR line name
   local keys=$HPCSTACK_SSHD_AUTHORIZED_KEYS_DIR/$HPCSTACK_SSH_USER
-  local ref="^(.*) @(${HPCSTACK_KEY_REF_NAME})\$"
   install -d -m 0755 "$HPCSTACK_SSHD_AUTHORIZED_KEYS_DIR"
   umask 022
-  : >"$keys.new"
-  while IFS= read -r line; do
-    if [[ $line =~ $ref ]]; then
-      name=${BASH_REMATCH[2]}
-      [ -s "$pub/$name.pub" ] || die "public key of site '$name' missing ($pub/$name.pub)"
-      line="${BASH_REMATCH[1]} $(head -n1 "$pub/$name.pub")"
-    fi
-    printf '%s\n' "$line" >>"$keys.new"
-  done <"$conf/authorized_keys"
+  fill_key_refs "$HPCSTACK_SSH_CONF_DIR/authorized_keys" "$keys.new" "$HPCSTACK_SSH_PUB_DIR"
   mv "$keys.new" "$keys"
 }
 
