@@ -298,7 +298,7 @@ def test_torch_lock_pins_every_wheel_by_hash() -> None:
 
 
 def test_gpu_stage_adds_torch_and_no_driver() -> None:
-    text = (SLURM_TEMPLATES / "gpu.Dockerfile.fragment").read_text()
+    text = (SLURM_TEMPLATES / "_compute-gpu.Dockerfile.j2").read_text()
     assert "FROM compute AS compute-gpu" in text
     assert "--require-hashes" in text and "torch-cuda.lock.txt" in text
     # The driver's user-space libraries come from the host through the toolkit, never the image.
@@ -306,7 +306,7 @@ def test_gpu_stage_adds_torch_and_no_driver() -> None:
     assert installs and not any(
         pkg in ln for ln in installs for pkg in ("nvidia-driver", "libcuda1", "nvidia-smi")
     )
-    assert "{{" not in text and "{%" not in text  # plain text: safe to include in a template
+    assert "{{" not in text and "{%" not in text  # a partial the Dockerfile includes: no logic
 
 
 # --- `hpcstack generate` with `gpus: auto` ----------------------------------------------------
