@@ -212,3 +212,6 @@ def ssh_node_ports_fit(stack: Stack) -> Iterator[Problem]:
             f"ssh mode needs one port per tunneled node from {NODE_PORT_BASE}: "
             f"{tunneled} nodes do not fit; use WireGuard",
         )
+
+
+from hpcstack.definition import checks_aws as _checks_aws  # noqa: E402, F401  (registers the aws: checks)

@@ -182,6 +182,16 @@ class Aws(Strict):
     controller_volume_gb: int = Field(30, ge=8, le=16384)
     key_name: str = ""
     ssh_user: str = "admin"
+    controller_data_gb: int = Field(
+        20, ge=1, le=16384, description="data volume for MariaDB and StateSaveLocation (GiB)"
+    )
+    data_snapshots: bool = Field(True, description="daily snapshots of the data volume (DLM)")
+    nat_gateway: bool = Field(True, description="false removes the NAT gateway while idle")
+    secrets_kms_key: bool = Field(
+        False, description="encrypt the SSM secrets with a customer-managed KMS key"
+    )
+    monthly_budget_usd: int = Field(0, ge=0, description="monthly cost alarm; 0 means none")
+    budget_email: str = Field("", description="who the budget alarm mails")
 
 
 class Cluster(Strict):

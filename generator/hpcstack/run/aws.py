@@ -8,10 +8,8 @@ found by the tags the Terraform module sets (hpcstack:cluster, hpcstack:role).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +26,15 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from hpcstack.errors import ToolError
+from hpcstack.run.aws_errors import (
+    AwsCredentialsError,
+    AwsError,
+    AwsNotFoundError,
+    AwsPermissionError,
+    AwsRegionError,
+    AwsThrottledError,
+    client_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,57 +43,6 @@ TAG_ROLE = "hpcstack:role"
 ALLOW_IP_DESCRIPTION = "hpcstack allow-ip"
 # SSM standard parameters hold 4 KiB; larger values need the (paid) advanced tier.
 SSM_STANDARD_LIMIT = 4096
-
-_CREDENTIAL_CODES = {
-    "AuthFailure",
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "InvalidClientTokenId",
-    "UnrecognizedClientException",
-    "SignatureDoesNotMatch",
-}
-_PERMISSION_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
-_THROTTLE_CODES = {
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "RequestThrottled",
-}
-_NOT_FOUND_CODES = {"ParameterNotFound", "InvalidGroup.NotFound", "InvalidInstanceID.NotFound"}
-
-
-class AwsError(ToolError):
-    """An AWS call failed. `command` names the service and operation, `stderr` the raw message."""
-
-    def __str__(self) -> str:
-        text = f"{self.summary}"
-        if self.command:
-            text += f" [{' '.join(self.command)}]"
-        if self.stderr:
-            text += f"\n  {self.stderr.strip()}"
-        return text
-
-
-class AwsCredentialsError(AwsError):
-    """No usable credentials (none found, expired, unknown profile)."""
-
-
-class AwsRegionError(AwsError):
-    """The region is unknown or its endpoint cannot be reached."""
-
-
-class AwsPermissionError(AwsError):
-    """The credentials work but may not do this."""
-
-
-class AwsThrottledError(AwsError):
-    """AWS kept throttling after every retry."""
-
-
-class AwsNotFoundError(AwsError):
-    """The instance, group or parameter asked for does not exist (in this region)."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +128,7 @@ class Aws:
         try:
             yield
         except ClientError as exc:
-            raise self._client_error(exc, command) from None
+            raise client_error(exc, command) from None
         except (NoCredentialsError, PartialCredentialsError) as exc:
             raise AwsCredentialsError(
                 command=command,
@@ -196,37 +151,6 @@ class Aws:
             ) from None
         except BotoCoreError as exc:
             raise AwsError(command=command, stderr=str(exc), summary="AWS call failed") from None
-
-    def _client_error(self, exc: ClientError, command: list[str]) -> AwsError:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        message = str(error.get("Message", "")) or str(exc)
-        raw = f"{code}: {message}"
-        if code in _CREDENTIAL_CODES:
-            return AwsCredentialsError(
-                command=command,
-                stderr=raw,
-                summary="AWS rejected the credentials (expired or wrong account): refresh them "
-                "with `aws sso login` or `aws configure`, or pass --profile NAME",
-            )
-        if code in _PERMISSION_CODES:
-            return AwsPermissionError(
-                command=command,
-                stderr=raw,
-                summary="the AWS identity in use may not do this: see the IAM policy in "
-                "docs/aws.md",
-            )
-        if code in _THROTTLE_CODES:
-            attempts = exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
-            return AwsThrottledError(
-                command=command,
-                stderr=raw,
-                summary=f"AWS kept throttling requests ({attempts} retries): wait a minute "
-                "and run the command again",
-            )
-        if code in _NOT_FOUND_CODES:
-            return AwsNotFoundError(command=command, stderr=raw, summary="not found in AWS")
-        return AwsError(command=command, stderr=raw, summary="AWS call failed")
 
     # --- EC2: instances and security groups, found by tags -------------------------------
 
@@ -259,6 +183,18 @@ class Aws:
             )
         matches.sort(key=lambda i: (i.state != "running", i.instance_id))
         return matches[0]
+
+    def set_running(self, instance_ids: list[str], running: bool) -> None:
+        """Start or stop instances (EBS volumes and Elastic IPs stay)."""
+        if not instance_ids:
+            return
+        ec2 = self.client("ec2")
+        if running:
+            with self.errors("ec2", "StartInstances"):
+                ec2.start_instances(InstanceIds=instance_ids)
+        else:
+            with self.errors("ec2", "StopInstances"):
+                ec2.stop_instances(InstanceIds=instance_ids)
 
     def security_group(self, cluster: str, role: str) -> str:
         """Id of the cluster's security group for this role."""
@@ -332,9 +268,12 @@ class Aws:
 
     # --- SSM Parameter Store: SecureString secrets -------------------------------------
 
-    def put_secret(self, name: str, value: str, description: str) -> None:
-        """Store `value` as a SecureString (encrypted with the account's aws/ssm KMS key)."""
+    def put_secret(
+        self, name: str, value: str, description: str, key_id: str | None = None
+    ) -> None:
+        """Store `value` as a SecureString, with `key_id` (a KMS alias) or the aws/ssm key."""
         tier = "Standard" if len(value.encode()) <= SSM_STANDARD_LIMIT else "Advanced"
+        extra = {"KeyId": key_id} if key_id else {}
         with self.errors("ssm", "PutParameter"):
             self.client("ssm").put_parameter(
                 Name=name,
@@ -343,7 +282,18 @@ class Aws:
                 Type="SecureString",
                 Tier=tier,
                 Overwrite=True,
+                **extra,
             )
+
+    def secret(self, name: str) -> SecretParameter:
+        """One parameter, decrypted, with its description."""
+        ssm = self.client("ssm")
+        with self.errors("ssm", "GetParameter"):
+            value = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        with self.errors("ssm", "DescribeParameters"):
+            filters = [{"Key": "Name", "Option": "Equals", "Values": [name]}]
+            found = ssm.describe_parameters(ParameterFilters=filters).get("Parameters", [])
+        return SecretParameter(name, value, found[0].get("Description", "") if found else "")
 
     def secrets_under(self, path: str) -> list[SecretParameter]:
         """Every parameter under `path` (recursive), decrypted, sorted by name."""
@@ -395,62 +345,16 @@ def _permission(rule: IngressRule, cidr: str, description: str = "") -> dict[str
     }
 
 
-# --- the caller's public address -----------------------------------------------------------
-
-CHECKIP_URL = "https://checkip.amazonaws.com"
-
-PublicAddressLookup = Callable[[], str]
-# Addresses a public-address service can never rightly return (private, shared, local).
-_NOT_PUBLIC = [
-    ipaddress.IPv4Network(n)
-    for n in (
-        "0.0.0.0/8",
-        "10.0.0.0/8",
-        "100.64.0.0/10",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-    )
+__all__ = [
+    "ALLOW_IP_DESCRIPTION",
+    "Aws",
+    "AwsCredentialsError",
+    "AwsError",
+    "AwsNotFoundError",
+    "AwsPermissionError",
+    "AwsRegionError",
+    "AwsThrottledError",
+    "IngressRule",
+    "Instance",
+    "SecretParameter",
 ]
-
-
-def lookup_public_address(timeout: float = 5.0) -> str:
-    """The caller's public IPv4 address as AWS sees it (AWS's own checkip service)."""
-    try:
-        with urllib.request.urlopen(CHECKIP_URL, timeout=timeout) as response:
-            text: str = response.read(64).decode("ascii", "replace").strip()
-    except OSError as exc:
-        raise AwsError(
-            command=["GET", CHECKIP_URL],
-            stderr=str(exc),
-            summary="cannot find your public address: give it explicitly, e.g. "
-            "`hpcstack aws allow-ip 203.0.113.7/32`",
-        ) from None
-    return text
-
-
-def caller_cidr(lookup: PublicAddressLookup = lookup_public_address) -> str:
-    """The caller's public address as a /32, checked to be a public IPv4 address."""
-    text = lookup()
-    try:
-        address = ipaddress.IPv4Address(text)
-    except ValueError:
-        raise AwsError(
-            summary=f"the public address lookup returned {text[:40]!r}, not an IPv4 address: "
-            "give the CIDR explicitly"
-        ) from None
-    if any(address in net for net in _NOT_PUBLIC) or address.is_multicast:
-        raise AwsError(summary=f"{address} is not a public address: give the CIDR explicitly")
-    return f"{address}/32"
-
-
-def normalise_cidr(text: str) -> str:
-    """A user-given address or network as a CIDR (`1.2.3.4` -> `1.2.3.4/32`), never a /0."""
-    try:
-        net = ipaddress.IPv4Network(text.strip(), strict=False)
-    except ValueError as exc:
-        raise AwsError(summary=f"{text!r} is not an IPv4 address or CIDR: {exc}") from None
-    if net.prefixlen == 0:
-        raise AwsError(summary="refusing to open the cluster to the whole internet (/0)")
-    return str(net)
