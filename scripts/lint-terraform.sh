@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TERRAFORM=${TERRAFORM:-$(command -v terraform || echo /usr/local/bin/terraform)}
 CHECKOV_VENV=${CHECKOV_VENV:-.venv-checkov}
-CHECKOV_VERSION=${CHECKOV_VERSION:-3.2.533}
+CHECKOV_VERSION=${CHECKOV_VERSION:-3.3.30}
 if [[ -z ${PYTHON:-} ]]; then
   if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi

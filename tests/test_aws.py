@@ -1,24 +1,24 @@
-"""The AWS adapter and `hpcstack aws ...` against moto, in a fixed region, errors included."""
+"""The AWS adapter and `hpcstack aws status/endpoint/allow-ip/stop/start/ssh-config` against
+moto, in a fixed region, errors included. Secrets: tests/test_aws_secrets.py."""
 
 from __future__ import annotations
 
-import base64
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import yaml
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from click.testing import CliRunner
 from moto import mock_aws
 
-from hpcstack.cli import aws as cli_aws
 from hpcstack.cli.main import cli
 from hpcstack.definition.load import load_stack
-from hpcstack.errors import OutputError, StateError
+from hpcstack.operate import aws_access
+from hpcstack.operate.generate import generate
 from hpcstack.plan.topology import Plan, make_plan
 from hpcstack.run.aws import (
     Aws,
@@ -28,9 +28,8 @@ from hpcstack.run.aws import (
     AwsPermissionError,
     AwsRegionError,
     AwsThrottledError,
-    caller_cidr,
-    normalise_cidr,
 )
+from hpcstack.run.public_address import caller_cidr, normalise_cidr
 
 pytestmark = pytest.mark.aws
 
@@ -54,6 +53,14 @@ def isolated_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def plan() -> Plan:
     return make_plan(load_stack(STACK))
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory `hpcstack generate` wrote from the default stack.yaml: what commands read."""
+    out = tmp_path_factory.mktemp("generated")
+    generate(STACK, out)
+    return out
 
 
 @pytest.fixture
@@ -86,7 +93,7 @@ def make_cluster(cluster: str = "hpcstack", region: str = REGION) -> dict[str, s
     public = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24")["Subnet"]["SubnetId"]
     private = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     groups = {}
-    for role in ("bastion", "controller"):
+    for role in ("bastion", "bastion-allow-ip", "controller"):
         gid = ec2.create_security_group(GroupName=f"{cluster}-{role}", Description=role, VpcId=vpc)[
             "GroupId"
         ]
@@ -109,7 +116,7 @@ def make_cluster(cluster: str = "hpcstack", region: str = REGION) -> dict[str, s
                 "DeviceIndex": 0,
                 "SubnetId": public,
                 "AssociatePublicIpAddress": True,
-                "Groups": [groups["bastion"]],
+                "Groups": [groups["bastion"], groups["bastion-allow-ip"]],
             }
         ],
         TagSpecifications=_tags(cluster, "bastion"),
@@ -128,6 +135,7 @@ def make_cluster(cluster: str = "hpcstack", region: str = REGION) -> dict[str, s
         "bastion": bastion["InstanceId"],
         "controller": controller["InstanceId"],
         "bastion_sg": groups["bastion"],
+        "allow_ip_sg": groups["bastion-allow-ip"],
         "controller_sg": groups["controller"],
     }
 
@@ -284,32 +292,73 @@ def _bastion_ingress(group_id: str) -> set[tuple[str, int, str]]:
 def test_allow_ip_is_idempotent_and_revocable(mocked: None, plan: Plan) -> None:
     ids = make_cluster()
     aws = Aws(REGION)
-    first = cli_aws.allow_ip(aws, plan, "198.51.100.7")
+    first = aws_access.allow_ip(aws, plan, "198.51.100.7", ssh=True, tunnel=True)
     assert [changed for _, changed in first] == [True, True]
     expected = {("tcp", 22, "198.51.100.7/32"), ("udp", 51820, "198.51.100.7/32")}
-    assert _bastion_ingress(ids["bastion_sg"]) == expected
-    again = cli_aws.allow_ip(aws, plan, "198.51.100.7/32")
+    assert _bastion_ingress(ids["allow_ip_sg"]) == expected
+    again = aws_access.allow_ip(aws, plan, "198.51.100.7/32", ssh=True, tunnel=True)
     assert [changed for _, changed in again] == [False, False]
-    assert _bastion_ingress(ids["bastion_sg"]) == expected
+    assert _bastion_ingress(ids["allow_ip_sg"]) == expected
     assert _bastion_ingress(ids["controller_sg"]) == set()  # the controller is never opened
-    gone = cli_aws.allow_ip(aws, plan, "198.51.100.7/32", revoke=True)
+    assert _bastion_ingress(ids["bastion_sg"]) == set()  # Terraform's group is never edited
+    gone = aws_access.allow_ip(aws, plan, "198.51.100.7/32", ssh=True, tunnel=True, revoke=True)
     assert [changed for _, changed in gone] == [True, True]
-    assert _bastion_ingress(ids["bastion_sg"]) == set()
-    assert [c for _, c in cli_aws.allow_ip(aws, plan, "198.51.100.7", revoke=True)] == [
-        False,
-        False,
-    ]
+    assert _bastion_ingress(ids["allow_ip_sg"]) == set()
+    undone = aws_access.allow_ip(aws, plan, "198.51.100.7", ssh=True, tunnel=True, revoke=True)
+    assert [c for _, c in undone] == [False, False]
+
+
+def test_allow_ip_opens_only_the_tunnel_by_default(mocked: None, plan: Plan) -> None:
+    ids = make_cluster()
+    aws_access.allow_ip(Aws(REGION), plan, "198.51.100.9")
+    assert _bastion_ingress(ids["allow_ip_sg"]) == {("udp", 51820, "198.51.100.9/32")}
+    aws_access.allow_ip(Aws(REGION), plan, "198.51.100.10", ssh=True)
+    assert ("tcp", 22, "198.51.100.10/32") in _bastion_ingress(ids["allow_ip_sg"])
+    assert ("udp", 51820, "198.51.100.10/32") not in _bastion_ingress(ids["allow_ip_sg"])
+
+
+def test_allow_ip_then_terraform_adds_the_same_address_no_duplicate(
+    mocked: None, plan: Plan
+) -> None:
+    """The finding: allow-ip wrote into Terraform's group, so the next `terraform apply` with the
+    same address in stack.yaml failed with InvalidPermission.Duplicate. Now they never share."""
+    ids = make_cluster()
+    aws_access.allow_ip(Aws(REGION), plan, "198.51.100.7", ssh=True, tunnel=True)
+    ec2 = boto3.client("ec2", region_name=REGION)
+    # What terraform/aws/security.tf's bastion_ssh / bastion_tunnel rules then create.
+    for proto, port in (("tcp", 22), ("udp", 51820)):
+        ec2.authorize_security_group_ingress(
+            GroupId=ids["bastion_sg"],
+            IpPermissions=[
+                {
+                    "IpProtocol": proto,
+                    "FromPort": port,
+                    "ToPort": port,
+                    "IpRanges": [{"CidrIp": "198.51.100.7/32"}],
+                }
+            ],
+        )
+    assert ("tcp", 22, "198.51.100.7/32") in _bastion_ingress(ids["bastion_sg"])
+
+
+def test_allow_ip_in_ssh_mode_opens_the_sshd_port_over_tcp(tmp_path: Path) -> None:
+    data = yaml.safe_load(STACK.read_text())
+    data["tunnel"]["mode"] = "ssh"
+    (tmp_path / "stack.yaml").write_text(yaml.safe_dump(data))
+    plan = make_plan(load_stack(tmp_path / "stack.yaml"))
+    rules = aws_access.allow_ip_rules(plan, ssh=False, tunnel=False)
+    assert [(r.protocol, r.port) for r in rules] == [("tcp", plan.stack.tunnel.ssh_port)]
 
 
 def test_allow_ip_defaults_to_the_callers_address(mocked: None, plan: Plan) -> None:
     ids = make_cluster()
-    cli_aws.allow_ip(Aws(REGION), plan, None, lookup=lambda: "203.0.113.9\n".strip())
-    assert ("tcp", 22, "203.0.113.9/32") in _bastion_ingress(ids["bastion_sg"])
+    aws_access.allow_ip(Aws(REGION), plan, None, ssh=True, lookup=lambda: "203.0.113.9")
+    assert ("tcp", 22, "203.0.113.9/32") in _bastion_ingress(ids["allow_ip_sg"])
 
 
-def test_allow_ip_without_a_bastion_group(mocked: None, plan: Plan) -> None:
-    with pytest.raises(AwsNotFoundError, match="no bastion security group"):
-        cli_aws.allow_ip(Aws(REGION), plan, "198.51.100.7")
+def test_allow_ip_without_its_group(mocked: None, plan: Plan) -> None:
+    with pytest.raises(AwsNotFoundError, match="no bastion-allow-ip security group"):
+        aws_access.allow_ip(Aws(REGION), plan, "198.51.100.7")
 
 
 def test_cidr_checks() -> None:
@@ -324,41 +373,87 @@ def test_cidr_checks() -> None:
         caller_cidr(lambda: "<html>")
 
 
-def test_allow_ip_cli(mocked: None) -> None:
+def test_allow_ip_cli(mocked: None, generated: Path) -> None:
     ids = make_cluster()
     runner = CliRunner()
-    args = ["aws", "allow-ip", "198.51.100.8/32", "-c", str(STACK), "--region", REGION]
-    result = runner.invoke(cli, args)
+    args = ["aws", "allow-ip", "198.51.100.8/32", "-d", str(generated), "--region", REGION]
+    result = runner.invoke(cli, [*args, "--ssh", "--tunnel"])
     assert result.exit_code == 0, result.output
     assert "allowed: tcp/22" in result.output
     result = runner.invoke(cli, args)
     assert "unchanged: udp/51820" in result.output
-    assert ("udp", 51820, "198.51.100.8/32") in _bastion_ingress(ids["bastion_sg"])
+    assert ("udp", 51820, "198.51.100.8/32") in _bastion_ingress(ids["allow_ip_sg"])
 
 
-# --- status and ssh-config ---------------------------------------------------------------
+def test_commands_read_the_generated_plan_not_stack_yaml(mocked: None, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["aws", "status", "-d", str(tmp_path), "--region", REGION])
+    assert result.exit_code == 1
+    assert "hpcstack generate" in result.output
 
 
-def test_status_cli_lists_instances(mocked: None) -> None:
+# --- status, endpoint, stop/start and ssh-config -------------------------------------------
+
+
+def test_status_cli_lists_instances(mocked: None, generated: Path) -> None:
     ids = make_cluster()
-    result = CliRunner().invoke(cli, ["aws", "status", "-c", str(STACK), "--region", REGION])
+    args = ["aws", "status", "-d", str(generated), "--region", REGION]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert ids["controller"] in result.output
     assert "10.0.1.10" in result.output
     assert "tunnel endpoint:" in result.output
+    assert "/udp" in result.output
 
 
-def test_status_cli_without_instances_fails_clearly(mocked: None) -> None:
-    result = CliRunner().invoke(cli, ["aws", "status", "-c", str(STACK), "--region", REGION])
+def test_status_cli_without_instances_fails_clearly(mocked: None, generated: Path) -> None:
+    args = ["aws", "status", "-d", str(generated), "--region", REGION]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1
     assert "terraform apply" in result.output
 
 
-def test_ssh_config_uses_proxyjump(mocked: None, tmp_path: Path) -> None:
+def test_endpoint_prints_the_bastion_address_and_says_to_set_it(
+    mocked: None, generated: Path
+) -> None:
+    make_cluster()
+    bastion_ip = Aws(REGION).instance("hpcstack", "bastion").public_ip
+    args = ["aws", "endpoint", "-d", str(generated), "--region", REGION]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert bastion_ip in result.output.splitlines()
+    assert "tunnel.endpoint" in result.output  # still host.docker.internal: the note says so
+
+
+def _states(ids: dict[str, str]) -> dict[str, str]:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    found = ec2.describe_instances(InstanceIds=[ids["bastion"], ids["controller"]])
+    return {
+        i["InstanceId"]: i["State"]["Name"] for r in found["Reservations"] for i in r["Instances"]
+    }
+
+
+def test_stop_then_start(mocked: None, generated: Path) -> None:
+    ids = make_cluster()
+    runner = CliRunner()
+    common = ["-d", str(generated), "--region", REGION]
+    result = runner.invoke(cli, ["aws", "stop", *common])
+    assert result.exit_code == 0, result.output
+    assert set(_states(ids).values()) == {"stopped"}
+    assert "nat_gateway: false" in result.output  # how to stop paying for the NAT gateway too
+    order = [line.split()[1] for line in result.output.splitlines() if "stopping:" in line]
+    assert order == ["controller", "bastion"]
+    again = runner.invoke(cli, ["aws", "stop", *common])
+    assert "unchanged: controller" in again.output
+    result = runner.invoke(cli, ["aws", "start", *common])
+    assert result.exit_code == 0, result.output
+    assert set(_states(ids).values()) == {"running"}
+
+
+def test_ssh_config_uses_proxyjump(mocked: None, generated: Path, tmp_path: Path) -> None:
     make_cluster()
     bastion_ip = Aws(REGION).instance("hpcstack", "bastion").public_ip
     target = tmp_path / "ssh_config"
-    args = ["ssh-config", "-c", str(STACK), "--region", REGION, "-o", str(target)]
+    args = ["ssh-config", "-d", str(generated), "--region", REGION, "-o", str(target)]
     result = CliRunner().invoke(cli, [*args, "--identity", "~/.ssh/id_ed25519"])
     assert result.exit_code == 0, result.output
     text = target.read_text()
@@ -367,92 +462,3 @@ def test_ssh_config_uses_proxyjump(mocked: None, tmp_path: Path) -> None:
     assert "  ProxyJump hpcstack-bastion\n" in text
     assert "StrictHostKeyChecking yes" in text
     assert "PasswordAuthentication no" in text
-
-
-# --- secrets through SSM -----------------------------------------------------------------
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.write_bytes(data)
-    path.chmod(mode)
-
-
-def test_push_then_pull_round_trips_bytes_and_modes(mocked: None, tmp_path: Path) -> None:
-    src = tmp_path / "a" / "secrets"
-    munge = bytes(range(256)) * 4  # binary, 1 KiB like a real munge key
-    _write(src / "munge.key", munge, 0o400)
-    _write(src / "wireguard" / "local.key", b"wg-private-key\n", 0o600)
-    aws = Aws(REGION)
-    assert cli_aws.push_secrets(aws, "hpcstack", src) == ["munge.key", "wireguard/local.key"]
-
-    ssm = boto3.client("ssm", region_name=REGION)
-    param = ssm.get_parameter(Name="/hpcstack/hpcstack/munge.key")["Parameter"]
-    assert param["Type"] == "SecureString"
-    raw = ssm.get_parameter(Name="/hpcstack/hpcstack/munge.key", WithDecryption=True)
-    assert base64.b64decode(raw["Parameter"]["Value"]) == munge
-
-    dst = tmp_path / "b" / "secrets"
-    result = cli_aws.pull_secrets(aws, "hpcstack", dst)
-    assert result == [("munge.key", "created"), ("wireguard/local.key", "created")]
-    assert (dst / "munge.key").read_bytes() == munge
-    assert stat.S_IMODE((dst / "munge.key").stat().st_mode) == 0o400
-    assert stat.S_IMODE((dst / "wireguard" / "local.key").stat().st_mode) == 0o600
-    assert stat.S_IMODE(dst.stat().st_mode) == 0o700
-    assert stat.S_IMODE((dst / "wireguard").stat().st_mode) == 0o700
-    again = cli_aws.pull_secrets(aws, "hpcstack", dst)
-    assert [verb for _, verb in again] == ["unchanged", "unchanged"]
-
-
-def test_pull_never_overwrites_a_different_secret_without_force(
-    mocked: None, tmp_path: Path
-) -> None:
-    src = tmp_path / "a" / "secrets"
-    _write(src / "munge.key", b"from-aws", 0o400)
-    aws = Aws(REGION)
-    cli_aws.push_secrets(aws, "hpcstack", src)
-    dst = tmp_path / "b" / "secrets"
-    _write(dst / "munge.key", b"local-and-different", 0o600)
-    with pytest.raises(OutputError, match=r"munge\.key"):
-        cli_aws.pull_secrets(aws, "hpcstack", dst)
-    assert (dst / "munge.key").read_bytes() == b"local-and-different"
-    assert cli_aws.pull_secrets(aws, "hpcstack", dst, force=True) == [("munge.key", "updated")]
-    assert (dst / "munge.key").read_bytes() == b"from-aws"
-
-
-def test_pull_only_selected_paths(mocked: None, tmp_path: Path) -> None:
-    src = tmp_path / "a" / "secrets"
-    _write(src / "munge.key", b"m", 0o400)
-    _write(src / "wireguard" / "local.key", b"l", 0o600)
-    _write(src / "wireguard" / "cloud.key", b"c", 0o600)
-    aws = Aws(REGION)
-    cli_aws.push_secrets(aws, "hpcstack", src)
-    dst = tmp_path / "gpu" / "secrets"
-    got = cli_aws.pull_secrets(aws, "hpcstack", dst, only=["munge.key", "wireguard/local*"])
-    assert [rel for rel, _ in got] == ["munge.key", "wireguard/local.key"]
-    assert not (dst / "wireguard" / "cloud.key").exists()
-
-
-def test_pull_with_nothing_pushed(mocked: None, tmp_path: Path) -> None:
-    with pytest.raises(StateError, match="push-secrets"):
-        cli_aws.pull_secrets(Aws(REGION), "hpcstack", tmp_path / "secrets")
-
-
-def test_push_without_secrets_dir(mocked: None, tmp_path: Path) -> None:
-    with pytest.raises(StateError, match="hpcstack generate"):
-        cli_aws.push_secrets(Aws(REGION), "hpcstack", tmp_path / "secrets")
-
-
-def test_secret_commands_cli(mocked: None, tmp_path: Path) -> None:
-    here = tmp_path / "here"
-    _write(here / "secrets" / "munge.key", b"k" * 1024, 0o400)
-    runner = CliRunner()
-    common = ["-c", str(STACK), "--region", REGION]
-    result = runner.invoke(cli, ["aws", "push-secrets", *common, "-o", str(here)])
-    assert result.exit_code == 0, result.output
-    assert "pushed: /hpcstack/hpcstack/munge.key" in result.output
-    there = tmp_path / "there"
-    result = runner.invoke(cli, ["aws", "pull-secrets", *common, "-o", str(there)])
-    assert result.exit_code == 0, result.output
-    assert "created: secrets/munge.key" in result.output
-    assert (there / "secrets" / "munge.key").read_bytes() == b"k" * 1024

@@ -23,6 +23,21 @@ locals {
   # A fixed address keeps the bastion's forwarding rule and the ssh config stable.
   controller_private_ip = cidrhost(var.private_subnet_cidr, 10)
   sshd_hardening        = file("${path.module}/templates/sshd-hardening.conf")
+
+  # EC2 rejects ebs_optimized = true on families without EBS optimisation (t1, t2); every
+  # current family is EBS-optimised by default. The same table, in full, is checked by
+  # `hpcstack validate` (definition/checks_aws.py).
+  no_ebs_optimization = ["t1", "t2"]
+  burstable           = ["t2", "t3", "t3a", "t4g"]
+  bastion_family      = split(".", var.bastion_instance_type)[0]
+  controller_family   = split(".", var.controller_instance_type)[0]
+
+  # The bastion's forwarding rules: the same template the multi-host test loads (tests/).
+  tunnel_forward_rules = templatefile("${path.module}/templates/tunnel-forward.nft.tftpl", {
+    protocol              = var.tunnel_protocol
+    tunnel_port           = var.tunnel_port
+    controller_private_ip = local.controller_private_ip
+  })
 }
 
 # Only the public half of the user's existing key; no private key ever enters the state.
@@ -35,22 +50,58 @@ resource "aws_key_pair" "admin" {
   }
 }
 
+# The bastion's network interface exists before the instance, with the Elastic IP already on
+# it: the instance has its public address from the first packet, so cloud-init's apt runs with
+# internet access (an EIP attached after boot would leave cloud-init without it).
+resource "aws_network_interface" "bastion" {
+  subnet_id       = aws_subnet.public.id
+  private_ips     = [cidrhost(var.public_subnet_cidr, 10)]
+  security_groups = [aws_security_group.bastion.id, aws_security_group.bastion_allow_ip.id]
+
+  tags = {
+    Name            = "${local.name}-bastion"
+    "hpcstack:role" = "bastion"
+  }
+}
+
+# The bastion's public address is also the tunnel endpoint local sites dial (tunnel.endpoint).
+resource "aws_eip" "bastion" {
+  domain            = "vpc"
+  network_interface = aws_network_interface.bastion.id
+
+  tags = {
+    Name            = "${local.name}-bastion"
+    "hpcstack:role" = "bastion"
+  }
+
+  depends_on = [aws_internet_gateway.this]
+}
+
 resource "aws_instance" "bastion" {
   #checkov:skip=CKV2_AWS_41:No IAM role on purpose: the bastion calls no AWS API, and no role means no credentials to steal through it.
   #checkov:skip=CKV_AWS_126:Detailed monitoring costs extra per instance; 5-minute basic metrics suffice for a jump host.
-  ami                         = local.ami_id
-  instance_type               = var.bastion_instance_type
-  subnet_id                   = aws_subnet.public.id
-  vpc_security_group_ids      = [aws_security_group.bastion.id]
-  key_name                    = aws_key_pair.admin.key_name
-  associate_public_ip_address = false
-  ebs_optimized               = true
-  monitoring                  = false
+  ami           = local.ami_id
+  instance_type = var.bastion_instance_type
+  key_name      = aws_key_pair.admin.key_name
+  ebs_optimized = contains(local.no_ebs_optimization, local.bastion_family) ? false : true
+  monitoring    = false
+
+  network_interface {
+    network_interface_id = aws_network_interface.bastion.id
+    device_index         = 0
+  }
+
+  # Burstable types: "standard" credits throttle instead of billing surplus CPU ("unlimited").
+  dynamic "credit_specification" {
+    for_each = contains(local.burstable, local.bastion_family) ? [1] : []
+    content {
+      cpu_credits = "standard"
+    }
+  }
 
   user_data = templatefile("${path.module}/templates/bastion-cloud-init.yaml.tftpl", {
-    sshd_hardening        = local.sshd_hardening
-    controller_private_ip = local.controller_private_ip
-    tunnel_port           = var.tunnel_port
+    sshd_hardening       = local.sshd_hardening
+    tunnel_forward_rules = local.tunnel_forward_rules
   })
 
   metadata_options {
@@ -80,19 +131,8 @@ resource "aws_instance" "bastion" {
     Name            = "${local.name}-bastion"
     "hpcstack:role" = "bastion"
   }
-}
 
-# The bastion's public address is also the tunnel endpoint local sites dial (tunnel.endpoint).
-resource "aws_eip" "bastion" {
-  domain   = "vpc"
-  instance = aws_instance.bastion.id
-
-  tags = {
-    Name            = "${local.name}-bastion"
-    "hpcstack:role" = "bastion"
-  }
-
-  depends_on = [aws_internet_gateway.this]
+  depends_on = [aws_eip.bastion]
 }
 
 resource "aws_instance" "controller" {
@@ -105,8 +145,15 @@ resource "aws_instance" "controller" {
   vpc_security_group_ids      = [aws_security_group.controller.id]
   key_name                    = aws_key_pair.admin.key_name
   associate_public_ip_address = false
-  ebs_optimized               = true
+  ebs_optimized               = contains(local.no_ebs_optimization, local.controller_family) ? false : true
   monitoring                  = false
+
+  dynamic "credit_specification" {
+    for_each = contains(local.burstable, local.controller_family) ? [1] : []
+    content {
+      cpu_credits = "standard"
+    }
+  }
 
   user_data = templatefile("${path.module}/templates/controller-cloud-init.yaml.tftpl", {
     sshd_hardening  = local.sshd_hardening
@@ -115,6 +162,7 @@ resource "aws_instance" "controller" {
     images_registry = var.images_registry
     images_prefix   = var.images_prefix
     images_tag      = var.images_tag
+    data_volume_id  = aws_ebs_volume.controller_data.id
   })
 
   metadata_options {

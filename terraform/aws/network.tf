@@ -65,8 +65,11 @@ resource "aws_subnet" "private" {
 }
 
 # The NAT gateway gives the controller outbound access (Debian packages, image registry) without
-# any inbound path. It is the largest fixed cost of this layout (see docs/aws.md).
+# any inbound path. It is the largest fixed cost of this layout (see docs/aws.md): with
+# nat_gateway_enabled = false it is deleted (and made again by the next apply with true), while
+# the controller keeps serving the cluster through the tunnel.
 resource "aws_eip" "nat" {
+  count  = var.nat_gateway_enabled ? 1 : 0
   domain = "vpc"
 
   tags = {
@@ -75,7 +78,8 @@ resource "aws_eip" "nat" {
 }
 
 resource "aws_nat_gateway" "this" {
-  allocation_id = aws_eip.nat.id
+  count         = var.nat_gateway_enabled ? 1 : 0
+  allocation_id = aws_eip.nat[0].id
   subnet_id     = aws_subnet.public.id
 
   tags = {
@@ -113,9 +117,10 @@ resource "aws_route_table" "private" {
 }
 
 resource "aws_route" "private_nat" {
+  count                  = var.nat_gateway_enabled ? 1 : 0
   route_table_id         = aws_route_table.private.id
   destination_cidr_block = "0.0.0.0/0"
-  nat_gateway_id         = aws_nat_gateway.this.id
+  nat_gateway_id         = aws_nat_gateway.this[0].id
 }
 
 resource "aws_route_table_association" "private" {

@@ -1,14 +1,18 @@
-# Security groups. Rules are separate resources (not inline blocks) so that
-# `hpcstack aws allow-ip` can add a caller's address without terraform removing it on the next
-# apply, and so that each rule carries its own description.
+# Security groups. Rules are separate resources (not inline blocks), each with its own
+# description. `hpcstack aws allow-ip` never touches these groups: it edits only the
+# `bastion_allow_ip` group, which Terraform creates empty and never puts a rule in, so an address
+# added by hand and the same address later added to stack.yaml never make a duplicate rule.
 #
-# Exposure, in full:
+# Exposure, in full (tunnel = tunnel_protocol/tunnel_port: udp 51820 for WireGuard, tcp
+# tunnel.ssh_port in ssh mode):
 #   internet (trusted_cidrs)    -> bastion    tcp 22
-#   internet (local_site_cidrs) -> bastion    udp tunnel_port  (forwarded to the controller)
-#   bastion                     -> controller tcp 22, udp tunnel_port
+#   internet (local_site_cidrs) -> bastion    tunnel  (forwarded to the controller)
+#   internet (allow-ip)         -> bastion    what `hpcstack aws allow-ip` added
+#   bastion                     -> controller tcp 22, tunnel
 # Slurm (6817-6819, srun ports), MariaDB, Prometheus and Grafana have no rule at all: they are
 # reached only inside the WireGuard overlay or through an SSH tunnel.
 
+# (Group descriptions cannot change without replacing the group: the "UDP" in them predates ssh mode.)
 resource "aws_security_group" "bastion" {
   name        = "${local.name}-bastion"
   description = "hpcstack bastion: SSH from trusted_cidrs, tunnel UDP from local sites"
@@ -17,6 +21,18 @@ resource "aws_security_group" "bastion" {
   tags = {
     Name            = "${local.name}-bastion"
     "hpcstack:role" = "bastion"
+  }
+}
+
+resource "aws_security_group" "bastion_allow_ip" {
+  #checkov:skip=CKV2_AWS_5:Attached to the bastion's network interface (aws_network_interface.bastion); checkov does not follow ENI attachments.
+  name        = "${local.name}-bastion-allow-ip"
+  description = "hpcstack bastion: addresses added by hpcstack aws allow-ip (no Terraform rules)"
+  vpc_id      = aws_vpc.this.id
+
+  tags = {
+    Name            = "${local.name}-bastion-allow-ip"
+    "hpcstack:role" = "bastion-allow-ip"
   }
 }
 
@@ -48,8 +64,8 @@ resource "aws_vpc_security_group_ingress_rule" "bastion_tunnel" {
   for_each = toset(var.local_site_cidrs)
 
   security_group_id = aws_security_group.bastion.id
-  description       = "WireGuard from local site ${each.value}"
-  ip_protocol       = "udp"
+  description       = "Tunnel from local site ${each.value}"
+  ip_protocol       = var.tunnel_protocol
   from_port         = var.tunnel_port
   to_port           = var.tunnel_port
   cidr_ipv4         = each.value
@@ -68,8 +84,8 @@ resource "aws_vpc_security_group_egress_rule" "bastion_to_controller_ssh" {
 
 resource "aws_vpc_security_group_egress_rule" "bastion_to_controller_tunnel" {
   security_group_id            = aws_security_group.bastion.id
-  description                  = "Forwarded WireGuard to the controller"
-  ip_protocol                  = "udp"
+  description                  = "Forwarded tunnel to the controller"
+  ip_protocol                  = var.tunnel_protocol
   from_port                    = var.tunnel_port
   to_port                      = var.tunnel_port
   referenced_security_group_id = aws_security_group.controller.id
@@ -107,8 +123,8 @@ resource "aws_vpc_security_group_ingress_rule" "controller_ssh_from_bastion" {
 
 resource "aws_vpc_security_group_ingress_rule" "controller_tunnel_from_bastion" {
   security_group_id            = aws_security_group.controller.id
-  description                  = "WireGuard forwarded by the bastion"
-  ip_protocol                  = "udp"
+  description                  = "Tunnel forwarded by the bastion"
+  ip_protocol                  = var.tunnel_protocol
   from_port                    = var.tunnel_port
   to_port                      = var.tunnel_port
   referenced_security_group_id = aws_security_group.bastion.id

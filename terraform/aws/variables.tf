@@ -103,13 +103,24 @@ variable "local_site_cidrs" {
 }
 
 variable "tunnel_port" {
-  description = "UDP port of the WireGuard hub (tunnel.port in stack.yaml)."
+  description = "Port local sites dial on the bastion: the WireGuard hub's UDP tunnel.port, or the sshd's TCP tunnel.ssh_port in ssh mode."
   type        = number
   default     = 51820
 
   validation {
     condition     = var.tunnel_port >= 1 && var.tunnel_port <= 65535 && var.tunnel_port != 22
-    error_message = "tunnel_port must be a UDP port between 1 and 65535 (and not 22)."
+    error_message = "tunnel_port must be a port between 1 and 65535 (and not 22)."
+  }
+}
+
+variable "tunnel_protocol" {
+  description = "udp (WireGuard, tunnel.mode wireguard) or tcp (reverse SSH, tunnel.mode ssh)."
+  type        = string
+  default     = "udp"
+
+  validation {
+    condition     = contains(["udp", "tcp"], var.tunnel_protocol)
+    error_message = "tunnel_protocol must be udp or tcp."
   }
 }
 
@@ -117,12 +128,22 @@ variable "controller_instance_type" {
   description = "EC2 instance type of the controller (slurmctld, slurmdbd, MariaDB, monitoring, WireGuard hub)."
   type        = string
   default     = "t3.medium"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]*\\.[0-9]*[a-z0-9]+$", var.controller_instance_type))
+    error_message = "controller_instance_type must be an EC2 instance type such as t3.medium."
+  }
 }
 
 variable "bastion_instance_type" {
-  description = "EC2 instance type of the bastion (SSH jump host and UDP forwarder for the tunnel)."
+  description = "EC2 instance type of the bastion (SSH jump host and forwarder for the tunnel)."
   type        = string
   default     = "t3.micro"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]*\\.[0-9]*[a-z0-9]+$", var.bastion_instance_type))
+    error_message = "bastion_instance_type must be an EC2 instance type such as t3.micro."
+  }
 }
 
 variable "controller_volume_gb" {
@@ -180,4 +201,61 @@ variable "images_tag" {
   description = "Image tag (images.tag)."
   type        = string
   default     = "0.1.0"
+}
+
+variable "controller_data_gb" {
+  description = "Size of the controller's data volume (MariaDB, StateSaveLocation, Prometheus) in GiB; it outlives the instance."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.controller_data_gb >= 1 && var.controller_data_gb <= 16384
+    error_message = "controller_data_gb must be between 1 and 16384."
+  }
+}
+
+variable "data_snapshots_enabled" {
+  description = "Daily snapshots of the data volume by Data Lifecycle Manager, seven kept."
+  type        = bool
+  default     = true
+}
+
+variable "nat_gateway_enabled" {
+  description = "false removes the NAT gateway (about 35 USD a month) while the cluster is idle; the controller then has no outbound access."
+  type        = bool
+  default     = true
+}
+
+variable "secrets_kms_key" {
+  description = "Create a customer-managed KMS key for the SSM secrets, so only the per-site policies can decrypt them."
+  type        = bool
+  default     = false
+}
+
+variable "local_sites" {
+  description = "Names of the local (GPU) sites; each gets an IAM policy from policies/<site>.json."
+  type        = list(string)
+  default     = []
+}
+
+variable "monthly_budget_usd" {
+  description = "Monthly cost budget in USD with an e-mail alarm at 80% (forecast) and 100% (actual); 0 means no budget."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.monthly_budget_usd >= 0
+    error_message = "monthly_budget_usd must be 0 (none) or a positive amount."
+  }
+}
+
+variable "budget_email" {
+  description = "Who the budget alarm mails (required when monthly_budget_usd is set)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.budget_email == "" || can(regex("^[^@ ]+@[^@ ]+$", var.budget_email))
+    error_message = "budget_email must be an e-mail address."
+  }
 }

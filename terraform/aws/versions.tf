@@ -3,8 +3,9 @@ terraform {
 
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = ">= 5.40, < 7.0"
+      source = "hashicorp/aws"
+      # Exact: .terraform.lock.hcl records this version and its hashes (docs/aws.md).
+      version = "5.100.0"
     }
   }
 }
