@@ -1,13 +1,27 @@
 # One VPC, one availability zone: a public subnet for the bastion (SSH jump host and tunnel
 # endpoint) and the NAT gateway, a private subnet for the controller, which has no public address.
 
-data "aws_availability_zones" "available" {
+# The zone is named, never "whatever the region lists first": the subnets, the data volume and
+# the instances must stay in one zone for the cluster's life. The lookup checks it is available.
+data "aws_availability_zones" "chosen" {
   state = "available"
+
+  filter {
+    name   = "zone-name"
+    values = [var.availability_zone != "" ? var.availability_zone : "${var.region}a"]
+  }
+
+  lifecycle {
+    postcondition {
+      condition     = length(self.names) == 1
+      error_message = "The availability zone (aws.availability_zone, default <region>a) is not available in this region: set another one."
+    }
+  }
 }
 
 locals {
   name = var.cluster_name
-  az   = var.availability_zone != "" ? var.availability_zone : data.aws_availability_zones.available.names[0]
+  az   = one(data.aws_availability_zones.chosen.names)
 }
 
 resource "aws_vpc" "this" {

@@ -65,7 +65,7 @@ variable "private_subnet_cidr" {
 }
 
 variable "availability_zone" {
-  description = "Availability zone for both subnets; empty picks the region's first."
+  description = "Availability zone for both subnets and the data volume; empty means <region>a."
   type        = string
   default     = ""
 }
