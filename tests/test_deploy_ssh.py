@@ -27,6 +27,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hpcstack.cli.main import cli
+from hpcstack.operate.bundle import bundle_files
+from hpcstack.operate.generate import generate
+from hpcstack.output.state import load_generated
 from hpcstack.run.ssh import Endpoint, Remote, SshAuthError, SshHostKeyError, SshSettings
 
 pytestmark = pytest.mark.docker
@@ -147,46 +150,25 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def make_tree(root: Path) -> Path:
-    """A minimal generated tree for the cloud site (the real one comes from `hpcstack generate`)."""
-    (root / "compose").mkdir(parents=True)
-    (root / "compose" / "cloud.yml").write_text(
-        "name: hpcstack-cloud\n"
-        "services:\n"
-        "  slurmctld:\n"
-        "    image: hpcstack-slurm:0.1.0\n"
-        "    secrets: [munge_key]\n"
-        "    volumes:\n"
-        "      - ../slurm:/etc/slurm:ro\n"
-        "secrets:\n"
-        "  munge_key:\n"
-        "    file: ../secrets/munge.key\n"
-    )
-    (root / "compose" / "local.yml").write_text("name: hpcstack-local\nservices: {}\n")
-    (root / "slurm").mkdir()
-    (root / "slurm" / "slurm.conf").write_text("ClusterName=hpcstack\n")
-    (root / "images" / "slurm").mkdir(parents=True)
-    (root / "images" / "slurm" / "Dockerfile").write_text("FROM debian:forky-slim\n")
-    (root / "images" / "slurm" / "entrypoint.sh").write_text("#!/bin/sh\n")
-    (root / "images" / "slurm" / "entrypoint.sh").chmod(0o755)
-    sec = root / "secrets"
-    sec.mkdir(mode=0o700)
-    (sec / "munge.key").write_bytes(os.urandom(1024))
-    (sec / "munge.key").chmod(0o400)
-    (sec / "local-only.key").write_text("not for the controller\n")
-    (sec / "local-only.key").chmod(0o600)
+    """A generated tree (the default stack.yaml), plus a stray secret no compose file uses."""
+    generate(STACK, root)
+    stray = root / "secrets" / "local-only.key"
+    stray.write_text("not for the controller\n")
+    stray.chmod(0o600)
     return root
 
 
+def _deploy_args(lab: Lab, tree: Path) -> list[str]:
+    return [
+        "deploy", "cloud", "-d", str(tree),
+        "--bastion", f"{lab.bastion.host}:{lab.bastion.port}",
+        "--controller", lab.controller.host,
+        "--identity", str(lab.key), "--known-hosts", str(lab.known_hosts),
+    ]  # fmt: skip
+
+
 def _deploy(lab: Lab, tree: Path) -> str:
-    result = CliRunner().invoke(
-        cli,
-        [
-            "deploy", "cloud", "-c", str(STACK), "-o", str(tree),
-            "--bastion", f"{lab.bastion.host}:{lab.bastion.port}",
-            "--controller", lab.controller.host,
-            "--identity", str(lab.key), "--known-hosts", str(lab.known_hosts),
-        ],
-    )  # fmt: skip
+    result = CliRunner().invoke(cli, _deploy_args(lab, tree))
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -197,34 +179,65 @@ def _on_controller(lab: Lab, *argv: str) -> str:
 
 def test_deploy_copies_through_the_jump_host_and_starts_compose(lab: Lab, tmp_path: Path) -> None:
     tree = make_tree(tmp_path / "out")
+    plan = load_generated(tree)
+    total = len(bundle_files(plan, plan.controller, tree))
     output = _deploy(lab, tree)
-    assert "copied 5 of 5 files" in output
+    assert f"copied {total} of {total} files" in output
     for rel in ("compose/cloud.yml", "slurm/slurm.conf", "images/slurm/Dockerfile"):
         assert (
             _on_controller(lab, "cat", f"/opt/hpcstack/{rel}") == (tree / rel).read_text().strip()
         )
     # Secrets: only those the cloud compose file uses, with their modes, in a 0700 directory.
     ls = _on_controller(lab, "stat", "-c", "%a %U %n", "/opt/hpcstack/secrets",
-                        "/opt/hpcstack/secrets/munge.key",
-                        "/opt/hpcstack/images/slurm/entrypoint.sh")  # fmt: skip
+                        "/opt/hpcstack/secrets/munge.key")  # fmt: skip
     assert ls.splitlines() == [
         "700 admin /opt/hpcstack/secrets",
         "400 admin /opt/hpcstack/secrets/munge.key",
-        "755 admin /opt/hpcstack/images/slurm/entrypoint.sh",
     ]
     digest = _on_controller(lab, "sha256sum", "/opt/hpcstack/secrets/munge.key").split()[0]
     assert digest == hashlib.sha256((tree / "secrets" / "munge.key").read_bytes()).hexdigest()
-    listing = _on_controller(lab, "ls", "/opt/hpcstack/secrets")
-    assert listing.split() == ["munge.key"]  # local-only.key is not the controller's
+    listing = _on_controller(lab, "find", "/opt/hpcstack/secrets", "-type", "f").split()
+    names = {name.removeprefix("/opt/hpcstack/secrets/") for name in listing}
+    assert "local-only.key" not in names  # no compose file uses it
+    assert "wireguard/node1.key" not in names  # a local node's key: never the controller's
+    assert {"munge.key", "db_password", "wireguard/hub.key"} <= names
     assert not _on_controller(lab, "sh", "-c", "ls /opt/hpcstack/compose/local.yml || true")
     calls = _on_controller(lab, "cat", "/tmp/docker-calls.log").splitlines()
     assert calls[-1] == "compose -f /opt/hpcstack/compose/cloud.yml up -d --wait"
 
     # Idempotent: nothing copied the second time, compose asked again (it is idempotent too).
     again = _deploy(lab, tree)
-    assert "copied 0 of 5 files" in again
+    assert f"copied 0 of {total} files" in again
     (tree / "slurm" / "slurm.conf").write_text("ClusterName=hpcstack\n# changed\n")
-    assert "copied 1 of 5 files" in _deploy(lab, tree)
+    assert f"copied 1 of {total} files" in _deploy(lab, tree)
+
+
+def _fake_cloud_init(lab: Lab, status: str, code: int) -> None:
+    """A `cloud-init` on the controller that reports `status` (the real one runs on AWS)."""
+    script = f"#!/bin/sh\necho 'status: {status}'\nexit {code}\n"
+    subprocess.run(
+        ["docker", "exec", "-i", "-u", "root", lab.controller_name, "sh", "-c",
+         "cat > /usr/local/bin/cloud-init && chmod 0755 /usr/local/bin/cloud-init"],
+        input=script, text=True, check=True,
+    )  # fmt: skip
+
+
+def test_deploy_stops_when_cloud_init_failed(lab: Lab, tmp_path: Path) -> None:
+    """The finding: deploy copied files before cloud-init finished and ignored its result."""
+    tree = make_tree(tmp_path / "out")
+    before = _on_controller(lab, "sh", "-c", "cat /tmp/docker-calls.log 2>/dev/null || true")
+    try:
+        _fake_cloud_init(lab, "error", 1)
+        result = CliRunner().invoke(cli, _deploy_args(lab, tree))
+        assert result.exit_code == 1
+        assert "cloud-init failed" in result.output
+        assert "/var/log/cloud-init-output.log" in result.output
+        after = _on_controller(lab, "sh", "-c", "cat /tmp/docker-calls.log 2>/dev/null || true")
+        assert after == before  # compose never ran
+        _fake_cloud_init(lab, "done", 0)
+        assert "copied" in _deploy(lab, tree)
+    finally:
+        docker("exec", "-u", "root", lab.controller_name, "rm", "-f", "/usr/local/bin/cloud-init")
 
 
 def test_controller_refuses_direct_logins(lab: Lab) -> None:
