@@ -44,8 +44,8 @@ fi
 env -u PYTHONPATH "$CHECKOV_VENV/bin/checkov" --directory terraform/ --framework terraform --compact --quiet \
   --skip-download
 
-step "HCL assertions (tests/test_terraform.py)"
+step "HCL assertions (tests/test_terraform.py, tests/test_terraform_ops.py)"
 PYTHONPATH=generator${PYTHONPATH:+:$PYTHONPATH} "$PYTHON" -m pytest -q -p no:cacheprovider \
-  tests/test_terraform.py
+  tests/test_terraform.py tests/test_terraform_ops.py
 
 step "terraform lint: all passed"

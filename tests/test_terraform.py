@@ -9,113 +9,32 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import hcl2
 import pytest
 import yaml
 
+from hcl_module import (
+    MOD,
+    MODULE,
+    REPO,
+    SLURM_AND_SERVICE_PORTS,
+    _block,
+    _files,
+    _forward_rules,
+    _ingress_rules,
+    _ports,
+    _sources,
+    _templatefile,
+    resources,
+    terraform,
+    variables,
+)
 from hpcstack.definition.load import load_stack, parse_stack
 from hpcstack.plan.topology import make_plan
 from hpcstack.render.terraform import TFVARS_PATH, render_terraform
-
-REPO = Path(__file__).resolve().parents[1]
-MODULE = REPO / "terraform" / "aws"
-SLURM_AND_SERVICE_PORTS = {3000, 3306, 6817, 6818, 6819, 6820, 9090, 9100, 9400}
-
-
-def terraform() -> str:
-    found = shutil.which("terraform") or "/usr/local/bin/terraform"
-    if not Path(found).exists():
-        pytest.fail("terraform is not installed (scripts expect /usr/local/bin/terraform)")
-    return found
-
-
-def _unquote(value: Any) -> Any:
-    """python-hcl2 >= 7 keeps string quotes ('"tcp"'); compare plain values."""
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1]
-    if isinstance(value, dict):
-        return {
-            _unquote(k): _unquote(v)
-            for k, v in value.items()
-            if not (isinstance(k, str) and k.startswith("__"))
-        }
-    if isinstance(value, list):
-        return [_unquote(v) for v in value]
-    return value
-
-
-def _load_module() -> dict[str, list[Any]]:
-    # checkov's fork (bc-python-hcl2, 0.x) installs a module of the same name and a different
-    # output format; it is why checkov lives in its own venv (scripts/lint-terraform.sh).
-    major = int(str(getattr(hcl2, "__version__", "0")).split(".")[0])
-    if major < 4:
-        raise RuntimeError(
-            f"the hcl2 module at {hcl2.__file__} is checkov's bc-python-hcl2 {hcl2.__version__}, "
-            "not python-hcl2: `pip uninstall -y checkov bc-python-hcl2 && pip install "
-            "--force-reinstall --no-deps python-hcl2` in this environment"
-        )
-    merged: dict[str, list[Any]] = {}
-    for tf in sorted(MODULE.glob("*.tf")):
-        with tf.open(encoding="utf-8") as fh:
-            for key, blocks in _unquote(hcl2.load(fh)).items():
-                merged.setdefault(key, []).extend(blocks)
-    return merged
-
-
-MOD = _load_module()
-
-
-def resources(kind: str) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for block in MOD.get("resource", []):
-        for k, named in block.items():
-            if k == kind:
-                out.update(named)
-    return out
-
-
-def variables() -> dict[str, dict[str, Any]]:
-    return {name: body for block in MOD["variable"] for name, body in block.items()}
-
-
-def _block(body: dict[str, Any], name: str) -> dict[str, Any]:
-    value = body[name]
-    return value[0] if isinstance(value, list) else value
-
-
-def _ingress_rules() -> list[dict[str, Any]]:
-    """Every inbound rule, whichever way it is written."""
-    rules = list(resources("aws_vpc_security_group_ingress_rule").values())
-    for rule in resources("aws_security_group_rule").values():
-        if rule.get("type") == "ingress":
-            rules.append(rule)
-    for group in resources("aws_security_group").values():
-        rules.extend(group.get("ingress", []))
-    return rules
-
-
-def _ports(rule: dict[str, Any]) -> range:
-    low, high = rule.get("from_port", 0), rule.get("to_port", 65535)
-    if not isinstance(low, int) or not isinstance(high, int):
-        return range(0)  # a variable port (the tunnel): checked by name below
-    return range(low, high + 1)
-
-
-def _sources(rule: dict[str, Any]) -> list[str]:
-    found = []
-    for key in ("cidr_ipv4", "cidr_ipv6", "cidr_blocks", "ipv6_cidr_blocks"):
-        value = rule.get(key)
-        if isinstance(value, list):
-            found.extend(str(v) for v in value)
-        elif value is not None:
-            found.append(str(value))
-    return found
-
 
 # --- formatting and parsing --------------------------------------------------------------
 
@@ -277,28 +196,6 @@ def test_every_checkov_skip_is_justified() -> None:
 # --- cloud-init, rendered by terraform itself --------------------------------------------
 
 
-def _templatefile(template: str, variables: dict[str, Any], tmp_path: Path) -> str:
-    hardening = f'file("{MODULE}/templates/sshd-hardening.conf")'
-    args = ", ".join(
-        [f"sshd_hardening = {hardening}"] + [f"{k} = {json.dumps(v)}" for k, v in variables.items()]
-    )
-    expr = f'jsonencode(templatefile("{MODULE}/templates/{template}", {{ {args} }}))\n'
-    result = subprocess.run(
-        [terraform(), "console"],
-        input=expr,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return str(json.loads(json.loads(result.stdout)))
-
-
-def _files(doc: dict[str, Any]) -> dict[str, str]:
-    return {f["path"]: f["content"] for f in doc["write_files"]}
-
-
 def test_controller_cloud_init(tmp_path: Path) -> None:
     values = {
         "ssh_user": "admin",
@@ -325,60 +222,6 @@ def test_controller_cloud_init(tmp_path: Path) -> None:
     yaml.safe_load(no_registry)
 
 
-def test_controller_keeps_its_data_on_the_data_volume(tmp_path: Path) -> None:
-    """MariaDB and StateSaveLocation (Docker named volumes) live on the separate volume."""
-    values = {
-        "ssh_user": "admin",
-        "cloud_site": "cloud",
-        "images_registry": "",
-        "images_prefix": "hpcstack",
-        "images_tag": "0.1.0",
-        "data_volume_id": "vol-0123abcd",
-    }
-    doc = yaml.safe_load(_templatefile("controller-cloud-init.yaml.tftpl", values, tmp_path))
-    script = _files(doc)["/usr/local/sbin/hpcstack-data-volume"]
-    assert "nvme-Amazon_Elastic_Block_Store_vol0123abcd" in script
-    assert "target=/var/lib/docker/volumes" in script
-    assert 'blkid "$dev" >/dev/null 2>&1 || mkfs.ext4' in script  # never reformat old data
-    assert doc["runcmd"][0] == ["/usr/local/sbin/hpcstack-data-volume"]
-    drop_in = _files(doc)["/etc/systemd/system/docker.service.d/10-hpcstack-data.conf"]
-    assert "RequiresMountsFor=/var/lib/docker/volumes" in drop_in
-    subprocess.run(["sh", "-n"], input=script, text=True, check=True)
-
-    volume = resources("aws_ebs_volume")["controller_data"]
-    assert volume["encrypted"] is True and volume["type"] == "gp3"
-    assert _block(volume, "lifecycle")["prevent_destroy"] is True
-    assert volume["availability_zone"] == "${local.az}"
-    attach = resources("aws_volume_attachment")["controller_data"]
-    assert attach["instance_id"] == "${aws_instance.controller.id}"
-    controller = resources("aws_instance")["controller"]
-    assert "aws_ebs_volume.controller_data.id" in json.dumps(controller["user_data"])
-    # Snapshots: DLM targets exactly the tag the volume carries.
-    dlm = resources("aws_dlm_lifecycle_policy")["controller_data"]
-    details = _block(dlm, "policy_details")
-    assert details["target_tags"] == {"hpcstack:snapshot": "${var.cluster_name}"}
-    assert volume["tags"]["hpcstack:snapshot"] == "${var.cluster_name}"
-    assert _block(_block(details, "schedule"), "retain_rule")["count"] == 7
-
-
-def _forward_rules(tmp_path: Path, protocol: str, port: int) -> str:
-    expr = (
-        f'templatefile("{MODULE}/templates/tunnel-forward.nft.tftpl", '
-        f'{{ protocol = "{protocol}", tunnel_port = {port}, '
-        'controller_private_ip = "10.0.1.10" })'
-    )
-    result = subprocess.run(
-        [terraform(), "console"],
-        input=f"jsonencode({expr})\n",
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return str(json.loads(json.loads(result.stdout)))
-
-
 def test_bastion_cloud_init_forwards_only_the_tunnel(tmp_path: Path) -> None:
     rules = _forward_rules(tmp_path, "udp", 51820)
     values = {"tunnel_forward_rules": rules}
@@ -390,22 +233,6 @@ def test_bastion_cloud_init_forwards_only_the_tunnel(tmp_path: Path) -> None:
     assert "net.ipv4.ip_forward = 1" in _files(doc)["/etc/sysctl.d/60-hpcstack-forward.conf"]
     bastion = resources("aws_instance")["bastion"]
     assert "local.tunnel_forward_rules" in json.dumps(bastion["user_data"])
-
-
-def test_ssh_mode_forwards_the_sshd_port_over_tcp(tmp_path: Path) -> None:
-    """The finding: ssh mode reached Terraform as a UDP port only; the sshd was unreachable."""
-    text = (REPO / "stack.yaml").read_text().replace("mode: wireguard", "mode: ssh")
-    data = json.loads(next(iter(render_terraform(_plan(text)))).content)
-    assert (data["tunnel_protocol"], data["tunnel_port"]) == ("tcp", 2222)
-    nft = _forward_rules(tmp_path, data["tunnel_protocol"], data["tunnel_port"])
-    assert "tcp dport 2222 dnat to 10.0.1.10:2222" in nft
-    for name in ("bastion_tunnel", "controller_tunnel_from_bastion"):
-        rule = resources("aws_vpc_security_group_ingress_rule")[name]
-        assert rule["ip_protocol"] == "${var.tunnel_protocol}", name
-    egress = resources("aws_vpc_security_group_egress_rule")["bastion_to_controller_tunnel"]
-    assert egress["ip_protocol"] == "${var.tunnel_protocol}"
-    wireguard = json.loads(next(iter(render_terraform(_plan()))).content)
-    assert (wireguard["tunnel_protocol"], wireguard["tunnel_port"]) == ("udp", 51820)
 
 
 # --- the generated tfvars ----------------------------------------------------------------
@@ -444,110 +271,3 @@ def test_tfvars_carry_the_definitions_aws_settings() -> None:
     assert data["trusted_cidrs"] == ["198.51.100.7/32"]
     assert data["local_site_cidrs"] == ["203.0.113.0/28"]
     assert data["tunnel_port"] == 51999
-
-
-# --- issue 12: each finding, asserted on the HCL ------------------------------------------
-
-
-def _locals() -> dict[str, Any]:
-    return {k: v for block in MOD["locals"] for k, v in block.items()}
-
-
-def test_bastion_has_its_public_address_before_it_boots() -> None:
-    """The EIP sits on a network interface made before the instance, so cloud-init's apt runs
-    with internet access (an EIP associated with the instance came only after boot)."""
-    eip = resources("aws_eip")["bastion"]
-    assert eip["network_interface"] == "${aws_network_interface.bastion.id}"
-    assert "instance" not in eip
-    bastion = resources("aws_instance")["bastion"]
-    nic = _block(bastion, "network_interface")
-    assert nic["network_interface_id"] == "${aws_network_interface.bastion.id}"
-    assert nic["device_index"] == 0
-    assert "${aws_eip.bastion}" in bastion["depends_on"]
-    eni = resources("aws_network_interface")["bastion"]
-    assert eni["subnet_id"] == "${aws_subnet.public.id}"
-
-
-def test_ebs_optimized_only_where_ec2_supports_it_and_standard_credits() -> None:
-    from hpcstack.definition.checks_aws import BURSTABLE, EBS_OPTIMIZATION
-
-    loc = _locals()
-    unsupported = sorted(f for f, v in EBS_OPTIMIZATION.items() if v == "unsupported")
-    assert loc["no_ebs_optimization"] == unsupported  # the same table as `hpcstack validate`
-    assert sorted(loc["burstable"]) == sorted(BURSTABLE)
-    for name in ("bastion", "controller"):
-        instance = resources("aws_instance")[name]
-        assert instance["ebs_optimized"] is not True, name  # t2.micro + true: EC2 rejects it
-        assert "local.no_ebs_optimization" in instance["ebs_optimized"], name
-        credit = instance["dynamic"][0]["credit_specification"]
-        assert "local.burstable" in credit["for_each"]
-        assert _block(credit, "content")["cpu_credits"] == "standard"
-
-
-def test_instance_type_variables_are_validated() -> None:
-    for name in ("bastion_instance_type", "controller_instance_type"):
-        assert variables()[name].get("validation"), name
-
-
-def test_allow_ip_has_its_own_group_that_terraform_never_fills() -> None:
-    group = resources("aws_security_group")["bastion_allow_ip"]
-    assert group["tags"]["hpcstack:role"] == "bastion-allow-ip"
-    assert "ingress" not in group and "egress" not in group
-    for kind in ("aws_vpc_security_group_ingress_rule", "aws_security_group_rule"):
-        for name, rule in resources(kind).items():
-            assert "bastion_allow_ip" not in json.dumps(rule), name
-    eni = resources("aws_network_interface")["bastion"]
-    assert "${aws_security_group.bastion_allow_ip.id}" in eni["security_groups"]
-
-
-def test_nat_gateway_can_be_switched_off() -> None:
-    switched = (("aws_nat_gateway", "this"), ("aws_eip", "nat"), ("aws_route", "private_nat"))
-    for kind, name in switched:
-        assert resources(kind)[name]["count"] == "${var.nat_gateway_enabled ? 1 : 0}", kind
-    assert variables()["nat_gateway_enabled"]["default"] is True
-
-
-def test_monthly_budget_is_optional_and_mails() -> None:
-    budget = resources("aws_budgets_budget")["monthly"]
-    assert budget["count"] == "${var.monthly_budget_usd > 0 ? 1 : 0}"
-    assert budget["time_unit"] == "MONTHLY"
-    notes = budget["notification"]
-    assert {n["notification_type"] for n in notes} == {"ACTUAL", "FORECASTED"}
-    for n in notes:
-        assert n["subscriber_email_addresses"] == ["${var.budget_email}"]
-
-
-def test_secrets_key_and_per_site_policies() -> None:
-    from hpcstack.render.terraform import kms_alias
-
-    key = resources("aws_kms_key")["secrets"]
-    assert key["count"] == "${var.secrets_kms_key ? 1 : 0}"
-    assert key["enable_key_rotation"] is True
-    alias = resources("aws_kms_alias")["secrets"]
-    assert alias["name"] == kms_alias("${var.cluster_name}")  # what push-secrets uses
-    site = resources("aws_iam_policy")["site_secrets"]
-    assert site["for_each"] == "${toset(var.local_sites)}"
-    assert site["policy"] == '${file("${path.module}/policies/${each.key}.json")}'
-    data = json.loads((MODULE / "terraform.tfvars.json").read_text())
-    for name in data["local_sites"]:
-        assert (MODULE / "policies" / f"{name}.json").is_file(), name
-
-
-def test_operator_policy_opens_only_the_allow_ip_group() -> None:
-    docs = {k: v for block in MOD["data"] for k, v in block.items()}["aws_iam_policy_document"]
-    statements = {s["sid"]: s for s in docs["operator"]["statement"]}
-    allow = statements["AllowIpOnlyInItsOwnGroup"]
-    assert allow["resources"] == ["${aws_security_group.bastion_allow_ip.arn}"]
-    assert statements["FindTheClusterByTags"]["actions"] == [
-        "ec2:DescribeInstances",
-        "ec2:DescribeSecurityGroups",
-        "ssm:DescribeParameters",
-    ]
-
-
-def test_provider_version_is_pinned_and_locked() -> None:
-    version = MOD["terraform"][0]["required_providers"][0]["aws"]["version"]
-    assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
-    lock = (MODULE / ".terraform.lock.hcl").read_text()
-    assert f'version     = "{version}"' in lock
-    assert len(re.findall(r'"zh:[0-9a-f]{64}"', lock)) >= 10  # every platform's package
