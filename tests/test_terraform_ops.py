@@ -185,3 +185,12 @@ def test_provider_version_is_pinned_and_locked() -> None:
     lock = (MODULE / ".terraform.lock.hcl").read_text()
     assert f'version     = "{version}"' in lock
     assert len(re.findall(r'"zh:[0-9a-f]{64}"', lock)) >= 10  # every platform's package
+
+
+def test_snapshot_policy_strings_are_what_dlm_accepts() -> None:
+    """DLM allows only letters, digits, spaces, '_' and '-' in its description and names."""
+    dlm = resources("aws_dlm_lifecycle_policy")["controller_data"]
+    schedule = _block(_block(dlm, "policy_details"), "schedule")
+    for text in (dlm["description"], schedule["name"]):
+        plain = text.replace("${var.cluster_name}", "hpcstack")
+        assert re.fullmatch(r"[0-9A-Za-z _-]{1,120}", plain), text

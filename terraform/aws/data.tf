@@ -56,8 +56,9 @@ resource "aws_iam_role_policy_attachment" "dlm" {
 }
 
 resource "aws_dlm_lifecycle_policy" "controller_data" {
-  count              = var.data_snapshots_enabled ? 1 : 0
-  description        = "hpcstack ${var.cluster_name}: daily snapshots of the controller data volume"
+  count = var.data_snapshots_enabled ? 1 : 0
+  # DLM names and descriptions allow only letters, digits, spaces, "_" and "-".
+  description        = "hpcstack ${var.cluster_name} daily snapshots of the controller data volume"
   execution_role_arn = aws_iam_role.dlm[0].arn
   state              = "ENABLED"
 
@@ -68,7 +69,7 @@ resource "aws_dlm_lifecycle_policy" "controller_data" {
     }
 
     schedule {
-      name      = "daily, seven kept"
+      name      = "daily-seven-kept"
       copy_tags = true
 
       create_rule {

@@ -55,7 +55,6 @@ resource "aws_key_pair" "admin" {
 # internet access (an EIP attached after boot would leave cloud-init without it).
 resource "aws_network_interface" "bastion" {
   subnet_id       = aws_subnet.public.id
-  private_ips     = [cidrhost(var.public_subnet_cidr, 10)]
   security_groups = [aws_security_group.bastion.id, aws_security_group.bastion_allow_ip.id]
 
   tags = {
