@@ -1,8 +1,10 @@
 """docs/aws.md, followed command by command: every `sh` block runs, in order, and must succeed.
 
 AWS is a moto server on loopback (boto3 honours AWS_ENDPOINT_URL), seeded with what
-`terraform apply` makes (tagged instances and security groups, the KMS alias). A block the page
-marks `<!-- doc-check: skip: REASON -->` is not run (it calls AWS or Terraform itself, or needs
+`terraform apply` makes (tagged instances and security groups, the KMS alias). Marks in the page:
+`<!-- doc-check: on HOST -->` runs that block and the later ones in HOST's own directory (the
+laptop is `laptop`; another host starts with the laptop's stack.yaml, as a clone would). A block
+marked `<!-- doc-check: skip: REASON -->` is not run (it calls AWS or Terraform itself, or needs
 the real instances); a ```yaml block marked `<!-- doc-check: merge stack.yaml -->` is merged
 into stack.yaml, as the reader edits it. The home directory is a scratch one.
 """
@@ -30,7 +32,9 @@ pytestmark = pytest.mark.aws
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "aws.md"
 REGION = "eu-west-1"
-MARK = re.compile(r"^<!-- doc-check: (skip: (?P<reason>.+)|merge (?P<target>\S+)) -->$")
+MARK = re.compile(
+    r"^<!-- doc-check: (skip: (?P<reason>.+)|merge (?P<target>\S+)|on (?P<host>\S+)) -->$"
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Block:
     text: str
     skip: str | None  # the reason, when marked skip
     merge: str | None  # the file a yaml block is merged into
+    host: str | None  # from this block on, run on this host (a directory of its own)
 
 
 def blocks(text: str) -> list[Block]:
@@ -65,6 +70,7 @@ def blocks(text: str) -> list[Block]:
                 "\n".join(body) + "\n",
                 mark.group("reason") if mark else None,
                 mark.group("target") if mark else None,
+                mark.group("host") if mark else None,
             )
         )
         i += 1
@@ -202,9 +208,10 @@ def test_the_walk_through_runs(moto_server: str, tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     _ssh_wrapper(bin_dir)
-    lab = tmp_path / "lab"
-    lab.mkdir()
-    shutil.copy(REPO / "stack.yaml", lab / "stack.yaml")
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    shutil.copy(REPO / "stack.yaml", laptop / "stack.yaml")
+    lab = laptop
     venv_bin = Path(sys.executable).parent
     env = {
         "HOME": str(home),
@@ -215,6 +222,11 @@ def test_the_walk_through_runs(moto_server: str, tmp_path: Path) -> None:
     }
     ran = 0
     for block in blocks(DOC.read_text()):
+        if block.host:
+            lab = tmp_path / block.host
+            if not lab.exists():
+                lab.mkdir()
+                shutil.copy(laptop / "stack.yaml", lab / "stack.yaml")
         if block.skip is not None:
             continue
         if block.merge:
@@ -242,4 +254,7 @@ def test_the_walk_through_runs(moto_server: str, tmp_path: Path) -> None:
     # What the walk-through should have left behind.
     config = (home / ".ssh" / "config").read_text()
     assert config.splitlines()[0] == "Include config.d/hpcstack"
-    assert (lab / "terraform" / "aws" / "policies" / "local.json").is_file()
+    assert (laptop / "terraform" / "aws" / "policies" / "local.json").is_file()
+    gpu = tmp_path / "gpu-host" / "secrets"
+    for rel in ("munge.key", "wireguard/node1.key", "wireguard/pub/hub.pub"):
+        assert (gpu / rel).read_bytes() == (laptop / "secrets" / rel).read_bytes(), rel
