@@ -214,4 +214,6 @@ def ssh_node_ports_fit(stack: Stack) -> Iterator[Problem]:
         )
 
 
-from hpcstack.definition import checks_aws as _checks_aws  # noqa: E402, F401  (registers the aws: checks)
+from hpcstack.definition.checks_aws import AWS_CHECKS  # noqa: E402  (the aws: checks)
+
+CHECKS.extend(AWS_CHECKS)

@@ -1,17 +1,27 @@
 """Checks of the `aws:` section: instance types EC2 accepts, and a tunnel endpoint that is set.
 
-Registered with the same @check decorator as definition/checks.py (which imports this module).
+definition/checks.py adds AWS_CHECKS to its registry (its last lines), so these run with every
+other check; this module does not import checks.py (no import cycle).
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from hpcstack.definition.checks import check
 from hpcstack.definition.model import Stack
 from hpcstack.errors import Problem
+
+AwsCheck = Callable[[Stack], Iterator[Problem]]
+AWS_CHECKS: list[AwsCheck] = []
+
+
+def check(fn: AwsCheck) -> AwsCheck:
+    """The same registration as definition/checks.py's @check, into AWS_CHECKS."""
+    AWS_CHECKS.append(fn)
+    return fn
+
 
 # EBS optimisation by instance family, from the EC2 user guide ("EBS-optimized instances"):
 # "default" families are always EBS-optimised (Nitro and most current generation), "optional"
