@@ -17,6 +17,7 @@ BASE_IMAGE ?= $(shell $(PY) -c 'import sys; sys.path.insert(0, "generator"); fro
 # Image builds add apt options only for a frozen Debian mirror: hpcstack works that out when it
 # builds (after `engine` has refreshed apt's lists); set HPCSTACK_APT_OPTIONS to override.
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help venv engine base-image generate check-generated images up demo down status test \
         test-unit lint bench doctor gpu-smoke clean
@@ -92,8 +93,8 @@ lint: venv ## ruff, mypy, shellcheck, terraform fmt + checkov + HCL assertions, 
 	scripts/promtool.sh check rules prometheus/rules/*.yml
 	scripts/promtool.sh test rules prometheus/tests/*.yml
 
-bench: venv base-image ## image sizes, cold build, up -> idle, submit -> done, exporter, tunnel
-	$(PY) benchmarks/run.py
+bench: images ## every speed/size figure with its target (BENCH_ARGS=--smoke, --only cluster,...)
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean: ## remove the virtualenv and caches (not secrets/, not Docker volumes)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -17,12 +17,21 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from hpcstack.exporter import decode
 from hpcstack.exporter.__main__ import parse_args
-from hpcstack.exporter.collector import SlurmCollector
+from hpcstack.exporter.collector import SlurmCollector, subprocess_runner
 from hpcstack.exporter.slurm_json import array_task_count, gpu_count, node_state
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slurm-json"
 FILES = {"scontrol": "scontrol-nodes.json", "squeue": "squeue.json", "sdiag": "sdiag.json"}
+PHASES = ("idle", "busy", "drained")
+
+
+@pytest.fixture(autouse=True, params=["msgspec", "stdlib"])
+def json_decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with both decoders: the image has msgspec, the fallback must agree."""
+    monkeypatch.setattr(decode, "FAST", request.param == "msgspec")
+    return str(request.param)
 
 
 class RecordedSlurm:
@@ -220,17 +229,73 @@ def test_entry_point_defaults() -> None:
     assert (args.port, args.interval) == (9341, 30.0)
 
 
-def test_benchmark_ten_thousand_jobs() -> None:
-    # The figure itself is `make bench`'s (target < 1 s); here a loose bound catches a collection
-    # that stops being linear without failing on a busy two-core CI machine.
-    import importlib.util
+def served_text(collector: SlurmCollector) -> list[str]:
+    """What Prometheus would read, less the exporter's own timings (they differ run to run)."""
+    registry = CollectorRegistry()
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    return [line for line in text.splitlines() if "slurm_exporter_" not in line]
 
-    spec = importlib.util.spec_from_file_location(
-        "bench_exporter", Path(__file__).parents[1] / "benchmarks" / "bench_exporter.py"
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_msgspec_and_stdlib_serve_identical_metrics(phase: str) -> None:
+    fast = served_text(SlurmCollector(RecordedSlurm(phase), fast_json=True))
+    slow = served_text(SlurmCollector(RecordedSlurm(phase), fast_json=False))
+    assert fast == slow
+    assert any(line.startswith("slurm_node_state{") for line in fast)
+
+
+def test_typed_decode_keeps_only_the_fields_the_parser_reads() -> None:
+    text = (FIXTURES / "busy" / "squeue.json").read_text()
+    typed = decode.decode("jobs", text, fast=True)
+    full = json.loads(text)
+    assert len(typed["jobs"]) == len(full["jobs"])
+    assert set(typed["jobs"][0]) < set(full["jobs"][0])
+    assert typed["jobs"][0]["job_state"] == full["jobs"][0]["job_state"]
+
+
+def test_a_field_of_another_type_falls_back_to_the_untyped_decode() -> None:
+    # A future Slurm that writes job_state as a string must not cost the whole squeue.
+    doc = json.loads((FIXTURES / "busy" / "squeue.json").read_text())
+    for job in doc["jobs"]:
+        job["job_state"] = job["job_state"][0]
+    text = json.dumps(doc)
+    assert decode.decode("jobs", text, fast=True) == json.loads(text)
+
+
+def test_unreadable_json_raises_value_error_with_either_decoder() -> None:
+    for fast in (True, False):
+        with pytest.raises(ValueError):
+            decode.decode("jobs", "slurm_load_jobs error: Unable to contact", fast=fast)
+
+
+def test_subprocess_runner_hands_bytes_to_the_decoder() -> None:
+    path = FIXTURES / "busy" / "squeue.json"
+    out = subprocess_runner(10.0)(["cat", str(path)])
+    assert isinstance(out, bytes)
+    assert (
+        decode.decode("jobs", out)["jobs"][0]["job_id"]
+        == json.loads(path.read_text())["jobs"][0]["job_id"]
     )
-    assert spec and spec.loader
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    seconds, samples = bench.time_collection(10_000)
-    assert samples > 500 * 6  # per-node series for 500 nodes plus the node->job map
-    assert seconds < 5.0
+
+
+def test_collection_pauses_cyclic_gc_only_while_it_runs() -> None:
+    import gc
+
+    seen: list[bool] = []
+    slurm = RecordedSlurm("busy")
+
+    def runner(argv: Sequence[str]) -> str:
+        seen.append(gc.isenabled())
+        return slurm(argv)
+
+    assert gc.isenabled()
+    scrape(SlurmCollector(runner))
+    assert seen == [False, False, False]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        scrape(SlurmCollector(RecordedSlurm("idle")))
+        assert not gc.isenabled()  # a caller's own choice is left as it was
+    finally:
+        gc.enable()

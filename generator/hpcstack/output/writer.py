@@ -100,11 +100,13 @@ def write_tree(out_dir: Path, artifacts: list[Artifact], changes: list[Change]) 
                 continue
             art = by_path[ch.path]
             target = out_dir / art.path
-            staged.append((stage(target, art.content.encode(), art.mode), target))
+            staged.append((stage(target, art.content.encode(), art.mode, sync=False), target))
     except OSError as exc:
         for staged_file, _ in staged:
             staged_file.unlink(missing_ok=True)
         raise OutputError(f"cannot write into {out_dir}: {exc}") from None
+    if staged:
+        os.sync()  # every staged file's data on disk before any rename (see atomic.stage)
     for staged_file, target in staged:
         os.replace(staged_file, target)
     for ch in changes:
