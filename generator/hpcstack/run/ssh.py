@@ -101,7 +101,6 @@ def _client(settings: SshSettings) -> paramiko.SSHClient:
 
 def _connect(settings: SshSettings, endpoint: Endpoint, sock: Any = None) -> paramiko.SSHClient:
     client = _client(settings)
-    where = str(endpoint)
     try:
         client.connect(
             endpoint.host,
@@ -115,41 +114,42 @@ def _connect(settings: SshSettings, endpoint: Endpoint, sock: Any = None) -> par
             banner_timeout=settings.timeout,
             sock=sock,
         )
-    except paramiko.BadHostKeyException as exc:
+    except (paramiko.SSHException, OSError) as exc:
         client.close()
-        raise SshHostKeyError(
-            command=["ssh", where],
-            stderr=str(exc),
-            summary=f"the host key of {endpoint.host} CHANGED since it was pinned in "
-            f"{settings.known_hosts}: stop and find out why before removing the old key",
-        ) from None
-    except paramiko.AuthenticationException as exc:
-        client.close()
-        raise SshAuthError(
-            command=["ssh", where],
-            stderr=str(exc),
-            summary=f"{where} refused the SSH key: check --identity and that the instance "
-            "was created with your public key",
-        ) from None
-    except paramiko.SSHException as exc:
-        client.close()
-        if "not found in known_hosts" in str(exc):
-            raise SshHostKeyError(
-                command=["ssh", where],
-                stderr=str(exc),
-                summary=f"{endpoint.host} is not in {settings.known_hosts}: pin its host key "
-                "first (docs/aws.md, 'Pin the host keys')",
-            ) from None
-        raise SshError(command=["ssh", where], stderr=str(exc), summary="SSH failed") from None
-    except (TimeoutError, OSError) as exc:
-        client.close()
-        raise SshError(
-            command=["ssh", where],
-            stderr=str(exc),
-            summary=f"cannot reach {where}: check the address, that the instance runs and "
-            "that your address is allowed (`hpcstack aws allow-ip`)",
-        ) from None
+        raise _connect_error(exc, settings, endpoint) from None
     return client
+
+
+def _connect_error(exc: Exception, settings: SshSettings, endpoint: Endpoint) -> SshError:
+    """What a failed connection means and what to do about it, the raw message kept."""
+    where = str(endpoint)
+    kind: type[SshError] = SshError
+    if isinstance(exc, paramiko.BadHostKeyException):
+        kind = SshHostKeyError
+        summary = (
+            f"the host key of {endpoint.host} CHANGED since it was pinned in "
+            f"{settings.known_hosts}: stop and find out why before removing the old key"
+        )
+    elif isinstance(exc, paramiko.AuthenticationException):
+        kind = SshAuthError
+        summary = (
+            f"{where} refused the SSH key: check --identity and that the instance "
+            "was created with your public key"
+        )
+    elif isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
+        kind = SshHostKeyError
+        summary = (
+            f"{endpoint.host} is not in {settings.known_hosts}: pin its host key "
+            "first (docs/aws.md, 'Pin the host keys')"
+        )
+    elif isinstance(exc, paramiko.SSHException):
+        summary = "SSH failed"
+    else:
+        summary = (
+            f"cannot reach {where}: check the address, that the instance runs and "
+            "that your address is allowed (`hpcstack aws allow-ip`)"
+        )
+    return kind(command=["ssh", where], stderr=str(exc), summary=summary)
 
 
 class Remote:
