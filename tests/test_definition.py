@@ -20,7 +20,7 @@ BAD = {
     "bad-two-cloud-sites": (2, "sites", "exactly one site must have role 'cloud'"),
     "bad-controller-site": (2, "controller.site", "did you mean 'cloud'?"),
     "bad-node-name": (9, "sites[1].nodes[0].name", "not a valid Slurm hostname"),
-    "bad-site-name": (5, "sites[1].name", "must be lower-case"),
+    "bad-site-name": (5, "sites[1].name", "is not a site name"),
     "bad-sizes": (10, "sites[1].nodes[0].count", "greater than or equal to 1"),
     "bad-site-too-small": (7, "sites[1].subnet", "holds 10 nodes"),
     "bad-shared-gpu": (12, "sites[1].nodes[1].gpus", "GPU 1 on site 'local' is already given"),

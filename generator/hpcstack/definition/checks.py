@@ -7,17 +7,12 @@ so the user sees every problem at once.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import re
 from collections.abc import Callable, Iterator
 
-from hpcstack.contract import (
-    FIRST_NODE_HOST,
-    MAX_NODES_PER_SITE,
-    MAX_OVERLAY_SITES,
-    NODE_PORT_BASE,
-)
-from hpcstack.definition.model import HOSTNAME_RE, SITE_NAME_RE, Stack
+from hpcstack.contract import NODE_PORT_BASE
+from hpcstack.definition.grammar import HOSTNAME_PREFIX, SITE_NAME, SLURM_HOSTNAME
+from hpcstack.definition.model import HOSTNAME_RE, Stack
 from hpcstack.errors import Problem
 
 Check = Callable[[Stack], Iterator[Problem]]
@@ -41,7 +36,7 @@ RESERVED_NAMES = frozenset(
         "slurm-exporter",
     }
 )
-COMPOSE_PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+COMPOSE_PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
 def check(fn: Check) -> Check:
@@ -50,10 +45,12 @@ def check(fn: Check) -> Check:
 
 
 def check_stack(stack: Stack) -> list[Problem]:
+    """Every problem of every check, errors and warnings (Problem.level) alike."""
     problems: list[Problem] = []
     for fn in CHECKS:
         problems.extend(fn(stack))
     return problems
+
 
 
 @check
@@ -84,13 +81,10 @@ def exactly_one_controller_site(stack: Stack) -> Iterator[Problem]:
 def site_names_usable(stack: Stack) -> Iterator[Problem]:
     seen: dict[str, int] = {}
     for i, site in enumerate(stack.sites):
-        if not SITE_NAME_RE.match(site.name):
-            yield Problem(
-                f"sites[{i}].name",
-                f"site name {site.name!r} must be lower-case letters, digits, '-' or '_', "
-                "start with a letter, at most 31 characters (it names files and a compose project)",
-            )
-        elif not COMPOSE_PROJECT_RE.match(f"{stack.cluster.name}-{site.name}"):
+        # The name's grammar is checked in checks_grammar; here, what it must not clash with.
+        if SITE_NAME.refuse(site.name):
+            continue
+        if not COMPOSE_PROJECT_RE.fullmatch(f"{stack.cluster.name}-{site.name}"):
             yield Problem(f"sites[{i}].name", "not usable in a compose project name")
         if site.name in seen:
             yield Problem(
@@ -107,8 +101,12 @@ def node_names_unique_and_valid(stack: Stack) -> Iterator[Problem]:
         for j, group in enumerate(site.nodes):
             key = "name" if group.name is not None else "prefix"
             path = f"sites[{i}].nodes[{j}].{key}"
+            if (SLURM_HOSTNAME if group.name is not None else HOSTNAME_PREFIX).refuse(
+                group.name or group.prefix or ""
+            ):
+                continue  # reported by checks_grammar
             for node in group.node_names:
-                if not HOSTNAME_RE.match(node):
+                if not HOSTNAME_RE.fullmatch(node):
                     yield Problem(
                         path,
                         f"node name {node!r} is not a valid Slurm hostname "
@@ -131,45 +129,6 @@ def local_sites_have_nodes(stack: Stack) -> Iterator[Problem]:
             yield Problem(f"sites[{i}].nodes", f"local site {site.name!r} has no compute nodes")
     if not any(site.nodes for site in stack.sites):
         yield Problem("sites", "no compute nodes defined in any site")
-
-
-@check
-def subnets_do_not_overlap(stack: Stack) -> Iterator[Problem]:
-    nets: list[tuple[str, ipaddress.IPv4Network]] = []
-    tunnel = ipaddress.IPv4Network(stack.tunnel.subnet)
-    nets.append(("tunnel.subnet", tunnel))
-    for i, site in enumerate(stack.sites):
-        nets.append((f"sites[{i}].subnet", site.network))
-    for i, site in enumerate(stack.sites):
-        if site.overlay is not None:
-            net = ipaddress.IPv4Network(site.overlay)
-            if not net.subnet_of(tunnel):
-                yield Problem(f"sites[{i}].overlay", f"{net} is not inside tunnel.subnet {tunnel}")
-    for a in range(len(nets)):
-        for b in range(a + 1, len(nets)):
-            (pa, na), (pb, nb) = nets[a], nets[b]
-            if na.overlaps(nb):
-                yield Problem(pb, f"{nb} overlaps {pa} ({na})")
-
-
-@check
-def sizes_fit(stack: Stack) -> Iterator[Problem]:
-    for i, site in enumerate(stack.sites):
-        room = site.network.num_addresses - 2 - FIRST_NODE_HOST
-        if len(site.node_names) > room:
-            yield Problem(
-                f"sites[{i}].subnet",
-                f"{site.subnet} holds {max(room, 0)} nodes after the service addresses; "
-                f"site {site.name!r} has {len(site.node_names)}",
-            )
-    if len(stack.sites) > MAX_OVERLAY_SITES:
-        yield Problem("sites", f"at most {MAX_OVERLAY_SITES} sites")
-    for i, site in enumerate(stack.sites):
-        if len(site.node_names) > MAX_NODES_PER_SITE:
-            yield Problem(
-                f"sites[{i}].nodes",
-                f"at most {MAX_NODES_PER_SITE} nodes per site (one overlay /24)",
-            )
 
 
 @check
@@ -217,3 +176,6 @@ def ssh_node_ports_fit(stack: Stack) -> Iterator[Problem]:
 from hpcstack.definition.checks_aws import AWS_CHECKS  # noqa: E402  (the aws: checks)
 
 CHECKS.extend(AWS_CHECKS)
+
+# Checks in their own modules register themselves with @check when imported (one line each).
+from hpcstack.definition import checks_grammar, checks_addresses, checks_consistency  # noqa: E402,F401,I001

@@ -1,83 +1,32 @@
-"""Read stack.yaml: YAML with positions, then the pydantic model, every problem with its line.
+"""Read stack.yaml: bounded YAML with positions, then the pydantic model, then the checks.
 
-Phase one of validation (structure). Phase two (meaning) is :mod:`hpcstack.validate`.
+Phase one of validation is structure (pydantic, every problem with its line); phase two is
+meaning (:mod:`hpcstack.definition.checks`). The file itself is bounded first: a regular file
+(never a pipe or a device: it is not opened otherwise), at most MAX_BYTES, plain YAML data
+(:mod:`hpcstack.definition.yaml_reader`). Problems come as errors and warnings: warnings are
+returned (`Loaded.warnings`), or raised with the errors under `strict`.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from hpcstack.definition.model import Stack
+from hpcstack.definition.yaml_reader import Positions, read_yaml
 from hpcstack.errors import ConfigFileError, DefinitionError, Problem
 
+MAX_BYTES = 10 * 1024 * 1024
+# Reported at most; past it the rest is counted (a broken 10 MB file must not print for minutes).
+MAX_PROBLEMS = 200
+
 Loc = tuple[str | int, ...]
-
-
-class _PositionIndex:
-    """Maps a path in the YAML document to the line and column where it is written."""
-
-    def __init__(self) -> None:
-        self.key_pos: dict[Loc, tuple[int, int]] = {}
-        self.value_pos: dict[Loc, tuple[int, int]] = {}
-
-    def find(self, loc: Loc, prefer_key: bool = False) -> tuple[int, int]:
-        """Position of `loc`, or of its nearest written ancestor."""
-        for n in range(len(loc), -1, -1):
-            sub = loc[:n]
-            order = (self.key_pos, self.value_pos) if prefer_key else (self.value_pos, self.key_pos)
-            for table in order:
-                if sub in table:
-                    return table[sub]
-        return (0, 0)
-
-
-def _compose(text: str, file: str) -> tuple[Any, _PositionIndex]:
-    """Parse YAML to plain data, recording positions; duplicate keys are an error."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        pos = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise ConfigFileError(f"{file}{pos}: YAML syntax error: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigFileError(f"{file}: YAML error: {exc}") from None
-    index = _PositionIndex()
-    dupes: list[Problem] = []
-    constructor = yaml.SafeLoader("")
-
-    def walk(node: yaml.Node, loc: Loc) -> Any:
-        index.value_pos[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, yaml.MappingNode):
-            out: dict[Any, Any] = {}
-            for k_node, v_node in node.value:
-                key = constructor.construct_object(k_node, deep=True)
-                sub = (*loc, key)
-                if key in out:
-                    dupes.append(
-                        Problem(
-                            path=_dotted(sub),
-                            message="key given twice (the second would silently win)",
-                            file=file,
-                            line=k_node.start_mark.line + 1,
-                            col=k_node.start_mark.column + 1,
-                        )
-                    )
-                index.key_pos[sub] = (k_node.start_mark.line + 1, k_node.start_mark.column + 1)
-                out[key] = walk(v_node, sub)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [walk(item, (*loc, i)) for i, item in enumerate(node.value)]
-        return constructor.construct_object(node, deep=True)
-
-    data = walk(root, ()) if root is not None else None
-    if dupes:
-        raise DefinitionError(problems=dupes, source_lines=text.splitlines())
-    return data, index
 
 
 def _dotted(loc: Loc) -> str:
@@ -116,9 +65,9 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
-def _problems_from(exc: ValidationError, index: _PositionIndex, file: str) -> list[Problem]:
+def _problems_from(exc: ValidationError, index: Positions, file: str) -> list[Problem]:
     problems = []
-    for err in exc.errors():
+    for err in exc.errors()[:MAX_PROBLEMS]:
         loc: Loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
         hint = ""
         message = err["msg"]
@@ -166,26 +115,46 @@ def _dedupe_union_noise(problems: list[Problem]) -> list[Problem]:
 
 
 def read_text(path: Path) -> str:
+    """The file's text: a regular file of at most MAX_BYTES, UTF-8. Never blocks on a pipe."""
     try:
-        text = path.read_text(encoding="utf-8")
+        info = os.stat(path)
     except FileNotFoundError:
         raise ConfigFileError(f"{path}: no such file (give one with -c/--config)") from None
-    except IsADirectoryError:
-        raise ConfigFileError(f"{path}: is a directory, not a definition file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigFileError(f"{path}: cannot read: {exc.strerror}") from None
-    return text
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigFileError(f"{path}: is a directory, not a definition file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigFileError(f"{path}: not a regular file (a pipe, socket or device): not read")
+    if info.st_size > MAX_BYTES:
+        raise ConfigFileError(
+            f"{path}: {info.st_size / 1024 / 1024:.1f} MB; a definition is at most "
+            f"{MAX_BYTES // 1024 // 1024} MB"
+        )
+    try:
+        # O_NONBLOCK: should the file be swapped for a pipe after the stat, open does not wait.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ConfigFileError(f"{path}: not a regular file: not read")
+            data = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigFileError(f"{path}: over {MAX_BYTES // 1024 // 1024} MB; not read")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
-def parse_stack(text: str, file: str = "stack.yaml") -> tuple[Stack, _PositionIndex]:
+def parse_stack(text: str, file: str = "stack.yaml") -> tuple[Stack, Positions]:
     """Structure check: YAML -> Stack, or DefinitionError with every problem positioned."""
     if not text.strip():
         raise ConfigFileError(
             f"{file}:1:1: the definition is empty (see stack.yaml for an example)"
         )
-    data, index = _compose(text, file)
+    data, index = read_yaml(text, file)
     if data is None:
         raise ConfigFileError(f"{file}:1:1: the definition holds only comments")
     if not isinstance(data, dict):
@@ -199,27 +168,43 @@ def parse_stack(text: str, file: str = "stack.yaml") -> tuple[Stack, _PositionIn
     return stack, index
 
 
-def load_stack(path: Path) -> Stack:
-    """Both phases: structure and meaning. Raises with every problem found."""
+@dataclass(frozen=True)
+class Loaded:
+    """A valid definition and the warnings it gave (printed; exit 0)."""
+
+    stack: Stack
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def check_text(text: str, file: str, strict: bool = False) -> Loaded:
+    """Both phases on a definition's text. Raises DefinitionError with every problem found;
+    warnings are returned, or raised with the errors when `strict`."""
     from hpcstack.definition.checks import check_stack
 
-    text = read_text(path)
-    stack, index = parse_stack(text, str(path))
-    # Warnings (level="warning") are not raised here yet: `validate --strict` will report them.
-    problems = [p for p in check_stack(stack) if p.level == "error"]
-    if problems:
-        positioned = [
-            Problem(
-                p.path,
-                p.message,
-                str(path),
-                *index.find(_parse_dotted(p.path)),
-                p.hint,
-            )
-            for p in problems
-        ]
-        raise DefinitionError(problems=positioned, source_lines=text.splitlines())
-    return stack
+    stack, index = parse_stack(text, file)
+    found = check_stack(stack)
+    positioned = [
+        Problem(
+            p.path, p.message, file, *index.find(_parse_dotted(p.path)), p.hint, level=p.level
+        )
+        for p in found
+    ]
+    positioned.sort(key=lambda p: (p.line or 1 << 30, p.col))
+    errors = [p for p in positioned if p.level == "error" or strict]
+    if errors:
+        raise DefinitionError(problems=errors[:MAX_PROBLEMS], source_lines=text.splitlines())
+    return Loaded(stack, positioned)
+
+
+def load_definition(path: Path, strict: bool = False) -> Loaded:
+    """Read and check a definition file (see check_text)."""
+    return check_text(read_text(path), str(path), strict=strict)
+
+
+def load_stack(path: Path) -> Stack:
+    """Both phases: structure and meaning. Raises with every error found; warnings are dropped
+    here (use load_definition to get them)."""
+    return load_definition(path).stack
 
 
 def _parse_dotted(path: str) -> Loc:

@@ -12,14 +12,14 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 # A Slurm hostname: RFC 1123 label, lower case, starts with a letter.
-HOSTNAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+HOSTNAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 # A site name must be usable as a file name and as part of a compose project name.
-SITE_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
-CLUSTER_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,19}$")
-RELEASE_RE = re.compile(r"^\d{2}\.\d{2}$")
+SITE_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,30}\Z")
+CLUSTER_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,19}\Z")
+RELEASE_RE = re.compile(r"^\d{2}\.\d{2}\Z")
 
 # Which Debian suite ships each Slurm release (see docs/decisions/0001-debian-packages.md).
 SLURM_SUITES: dict[str, str] = {"24.11": "trixie", "26.05": "forky"}
@@ -34,6 +34,21 @@ def ipv4_network(value: str, max_prefix: int, what: str) -> str:
     if net.prefixlen > max_prefix:
         raise ValueError(f"{what} too small: use a /{max_prefix} or larger")
     return value
+
+
+def _not_a_boolean(value: object) -> object:
+    # YAML reads `true`/`yes`/`on` as booleans and pydantic would take them as 1: refuse.
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is a boolean, not a number: write a number")
+    return value
+
+
+# An integer that refuses booleans (counts, CPUs, memory, ports, timeouts).
+Number = Annotated[int, BeforeValidator(_not_a_boolean)]
+# Upper bounds on list lengths, so no definition makes a check quadratic in a huge list.
+MAX_SITES = 250
+MAX_GROUPS_PER_SITE = 250
+MAX_FEATURES = 32
 
 
 def duration_seconds(duration: str) -> int:
@@ -61,7 +76,7 @@ class Images(Strict):
         return f"{repo}:{self.tag}"
 
 
-GpuIndices = list[Annotated[int, Field(ge=0, le=63)]]
+GpuIndices = Annotated[list[Annotated[Number, Field(ge=0, le=63)]], Field(max_length=64)]
 
 
 class NodeGroup(Strict):
@@ -69,12 +84,23 @@ class NodeGroup(Strict):
 
     name: str | None = None
     prefix: str | None = None
-    count: int = Field(1, ge=1, le=256)
-    cpus: int = Field(1, ge=1, le=1024)
-    memory_mb: int = Field(1024, ge=256, le=16 * 1024 * 1024)
+    count: Number = Field(1, ge=1, le=256)
+    cpus: Number = Field(1, ge=1, le=1024)
+    memory_mb: Number = Field(1024, ge=256, le=16 * 1024 * 1024)
     gpus: int | GpuIndices | Literal["auto"] = 0
     gpu_type: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,30}$")
-    features: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]] = []
+    features: Annotated[
+        list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]], Field(max_length=MAX_FEATURES)
+    ] = []
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _gpus_not_boolean(cls, v: object) -> object:
+        if isinstance(v, bool):
+            raise ValueError(
+                f"gpus: {str(v).lower()} is a boolean: give a count, a list of GPU indices or 'auto'"
+            )
+        return v
 
     @field_validator("gpus")
     @classmethod
@@ -112,7 +138,7 @@ class Site(Strict):
     overlay: str | None = Field(
         None, description="tunnel addresses for this site (default: derived)"
     )
-    nodes: list[NodeGroup] = []
+    nodes: list[NodeGroup] = Field([], max_length=MAX_GROUPS_PER_SITE)
 
     @field_validator("subnet", "overlay")
     @classmethod
@@ -141,10 +167,10 @@ class Tunnel(Strict):
         "host.docker.internal",
         description="address or DNS name local sites dial to reach the cloud site",
     )
-    port: int = Field(51820, ge=1, le=65535)
-    mtu: int = Field(1380, ge=1280, le=1500)
-    keepalive: int = Field(15, ge=1, le=300)
-    ssh_port: int = Field(
+    port: Number = Field(51820, ge=1, le=65535)
+    mtu: Number = Field(1380, ge=1280, le=1500)
+    keepalive: Number = Field(15, ge=1, le=300)
+    ssh_port: Number = Field(
         2222, ge=1, le=65535, description="ssh mode: the host port the cloud site's sshd listens on"
     )
     ssh_jump: str | None = Field(
@@ -165,8 +191,8 @@ class Monitoring(Strict):
     scrape_interval: str = Field("30s", pattern=r"^\d+[smh]$")
     grafana: bool = True
     dcgm: bool = True
-    prometheus_port: int = Field(9090, ge=1, le=65535, description="on the host's 127.0.0.1")
-    grafana_port: int = Field(3000, ge=1, le=65535, description="on the host's 127.0.0.1")
+    prometheus_port: Number = Field(9090, ge=1, le=65535, description="on the host's 127.0.0.1")
+    grafana_port: Number = Field(3000, ge=1, le=65535, description="on the host's 127.0.0.1")
 
 
 class Aws(Strict):
@@ -197,15 +223,15 @@ class Aws(Strict):
 class Cluster(Strict):
     name: str = "hpcstack"
     slurm_release: str = "26.05"
-    slurmd_timeout: int = Field(
+    slurmd_timeout: Number = Field(
         60, ge=10, le=3600, description="seconds before a silent node is marked DOWN"
     )
-    max_nodes: int = Field(1024, ge=1, le=65536, description="MaxNodeCount (dynamic nodes)")
+    max_nodes: Number = Field(1024, ge=1, le=65536, description="MaxNodeCount (dynamic nodes)")
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not CLUSTER_NAME_RE.match(v):
+        if not CLUSTER_NAME_RE.fullmatch(v):
             raise ValueError(
                 "cluster name must be 1-20 lower-case letters and digits, starting with a letter "
                 "(Slurm's ClusterName rules)"
@@ -234,7 +260,7 @@ class Stack(Strict):
     tunnel: Tunnel = Tunnel()
     monitoring: Monitoring = Monitoring()
     aws: Aws = Aws()
-    sites: list[Site] = Field(min_length=1)
+    sites: list[Site] = Field(min_length=1, max_length=MAX_SITES)
 
     def site(self, name: str) -> Site:
         for s in self.sites:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from hpcstack.contract import FIRST_NODE_HOST, OVERLAY_FIRST_NODE, OVERLAY_HUB_HOST, SERVICE_HOSTS
+from hpcstack.definition.addresses import site_overlay
 from hpcstack.definition.model import Site, Stack
 
 
@@ -119,12 +120,11 @@ class Plan:
 
 
 def _overlay_for(stack: Stack, index: int) -> ipaddress.IPv4Network:
-    site = stack.sites[index]
-    if site.overlay:
-        return ipaddress.IPv4Network(site.overlay)
-    tunnel = ipaddress.IPv4Network(stack.tunnel.subnet)
-    blocks = list(tunnel.subnets(new_prefix=24)) if tunnel.prefixlen <= 24 else [tunnel]
-    return blocks[index % len(blocks)]
+    """The site's overlay block; validation (checks_addresses) guarantees there is one."""
+    overlay = site_overlay(stack, index)
+    if overlay is None:
+        raise ValueError(f"site {stack.sites[index].name!r} has no overlay block: validate first")
+    return overlay
 
 
 def _assign_gpus(site: Site) -> dict[str, tuple[int, ...]]:
