@@ -11,6 +11,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from hpcstack.cli.main import print_warnings
+from hpcstack.definition.checks import check_stack
 from hpcstack.definition.load import load_stack
 from hpcstack.errors import ClusterError, HpcStackError
 from hpcstack.operate import lifecycle
@@ -87,6 +89,7 @@ class _Progress:
 def up(out_dir: Path, sites: tuple[str, ...], build: bool, pull: bool, timeout: int) -> None:
     """Build or pull images, start the sites, wait until every node is idle."""
     cluster = _cluster(out_dir)
+    print_warnings([p for p in check_stack(cluster.plan.stack) if p.level == "warning"])
     targets = cluster.sites(list(sites))
     progress = _Progress()
     if pull:

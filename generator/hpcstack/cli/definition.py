@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from hpcstack.definition.load import load_stack
-from hpcstack.operate.generate import generate
+from hpcstack.errors import HpcStackError, Problem
+
+from hpcstack.definition.load import load_definition, read_text
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -23,6 +24,23 @@ config_option = click.option(
     help="The cluster definition.",
 )
 
+strict_option = click.option(
+    "--strict", is_flag=True, help="Treat warnings as errors (exit 1, nothing written)."
+)
+
+
+def _print_warnings(config: Path, loaded_warnings: list[Problem]) -> None:
+    from hpcstack.cli.main import print_warnings
+
+    if not loaded_warnings:
+        return
+    try:
+        lines = read_text(config).splitlines()
+    except HpcStackError:
+        lines = []
+    print_warnings(loaded_warnings, lines)
+
+
 STATUS_STYLE = {
     "created": "green",
     "updated": "yellow",
@@ -34,9 +52,12 @@ STATUS_STYLE = {
 
 @click.command()
 @config_option
-def validate(config: Path) -> None:
+@strict_option
+def validate(config: Path, strict: bool) -> None:
     """Check the definition and report every problem; writes nothing."""
-    stack = load_stack(config)
+    loaded = load_definition(config, strict=strict)
+    _print_warnings(config, loaded.warnings)
+    stack = loaded.stack
     nodes = sum(len(s.node_names) for s in stack.sites)
     out.print(f"{config}: valid ({len(stack.sites)} sites, {nodes} compute nodes)")
 
@@ -53,9 +74,13 @@ def validate(config: Path) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @click.option("--force", is_flag=True, help="Overwrite generated files that were edited by hand.")
-def generate_cmd(config: Path, output: Path, dry_run: bool, force: bool) -> None:
+@strict_option
+def generate_cmd(config: Path, output: Path, dry_run: bool, force: bool, strict: bool) -> None:
     """Write per-site compose files, images, Slurm and monitoring config, and secrets."""
-    result = generate(config, output, dry_run=dry_run, force=force)
+    from hpcstack.operate.generate import generate
+
+    result = generate(config, output, dry_run=dry_run, force=force, strict=strict)
+    _print_warnings(config, result.warnings)
     verb = "would be " if dry_run else ""
     for ch in result.changes:
         style = STATUS_STYLE.get(ch.status, "")

@@ -115,15 +115,7 @@ class _Reader:
             return
         if frame.expecting_key:
             if not isinstance(value, str):
-                what = "mapping" if isinstance(value, dict) else type(value).__name__
-                if isinstance(value, list):
-                    what = "list"
-                raise self.fail(
-                    mark,
-                    f"a key must be a name, not a {what} ({value!r:.40})"
-                    if not isinstance(value, dict | list)
-                    else f"a key must be a name, not a {what}",
-                )
+                raise self.fail(mark, f"a key must be a name, not {_kind(value)} (quote it)")
             frame.key, frame.key_pos, frame.expecting_key = value, pos.value, False
             return
         key = frame.key
@@ -256,6 +248,16 @@ class _Reader:
                 raise self.fail(ev.start_mark, "a second YAML document (---): give one only")
 
 
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if value is None:
+        return "null"
+    return "a mapping" if isinstance(value, dict) else "a list"
+
+
 def _check_characters(text: str, file: str) -> None:
     bad = _NOT_YAML.search(text)
     if bad is None:
@@ -306,14 +308,6 @@ def _with_full_paths(dupes: list[Problem], root: Positions | None) -> list[Probl
         walk(root, "")
     out = []
     for p in dupes:
-        # The second key replaced the first in the tree; the parent's path plus the key name.
-        parent = _parent_path(where, p)
-        out.append(Problem(parent, p.message, p.file, p.line, p.col))
+        # The second key replaced the first in the tree, so its position finds its path.
+        out.append(Problem(where.get((p.line, p.col), p.path), p.message, p.file, p.line, p.col))
     return out
-
-
-def _parent_path(where: dict[tuple[int, int], str], dupe: Problem) -> str:
-    for pos, path in where.items():
-        if pos == (dupe.line, dupe.col):
-            return path
-    return dupe.path

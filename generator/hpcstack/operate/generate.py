@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from hpcstack.definition.load import load_stack
+from hpcstack.definition.load import load_definition
 from hpcstack.definition.model import Stack
+from hpcstack.errors import Problem
 from hpcstack.output.secrets import SecretFile, ensure_secrets
 from hpcstack.output.state import STACK_JSON, stack_json
 from hpcstack.output.writer import Change, manifest_artifact, plan_changes, write_tree
@@ -20,6 +21,7 @@ class GenerateResult:
     plan: Plan
     changes: list[Change]
     secrets: list[SecretFile]
+    warnings: list[Problem] = field(default_factory=list)
 
 
 def resolve(stack: Stack) -> Stack:
@@ -28,15 +30,18 @@ def resolve(stack: Stack) -> Stack:
 
 
 def generate(
-    config: Path, out_dir: Path, dry_run: bool = False, force: bool = False
+    config: Path, out_dir: Path, dry_run: bool = False, force: bool = False, strict: bool = False
 ) -> GenerateResult:
-    stack = resolve(load_stack(config))
+    loaded = load_definition(config, strict=strict)
+    stack = resolve(loaded.stack)
     plan = make_plan(stack)
     artifacts = [*render_all(plan), Artifact(STACK_JSON, stack_json(plan))]
     artifacts.sort(key=lambda a: a.path)
     artifacts.append(manifest_artifact(artifacts))
     changes = plan_changes(out_dir, artifacts, force=force)
     if dry_run:
-        return GenerateResult(plan, changes, ensure_secrets(out_dir, plan, dry_run=True))
+        secrets = ensure_secrets(out_dir, plan, dry_run=True)
+        return GenerateResult(plan, changes, secrets, loaded.warnings)
+    ensure_secrets(out_dir, plan, dry_run=True)  # refuses a bad secrets/ before any write
     write_tree(out_dir, artifacts, changes)
-    return GenerateResult(plan, changes, ensure_secrets(out_dir, plan))
+    return GenerateResult(plan, changes, ensure_secrets(out_dir, plan), loaded.warnings)
