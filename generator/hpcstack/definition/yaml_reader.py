@@ -21,7 +21,7 @@ import yaml
 
 from hpcstack.errors import ConfigFileError, DefinitionError, Problem
 
-MAX_NODES = 100_000
+MAX_NODES = 50_000
 MAX_DEPTH = 32
 MAX_ALIASES = 100
 MAX_ALIAS_NODES = 10_000
@@ -32,6 +32,10 @@ COLLECTION_TAGS = {f"{_CORE}map", f"{_CORE}seq", "!"}
 # What YAML itself forbids in a stream (YAML 1.1 "printable"), found before parsing.
 _NOT_YAML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A plain scalar starting with none of these is a string under YAML 1.1's implicit resolvers
+# (bool, float, int, merge, null, timestamp, value): the common case skips the resolver.
+_RESOLVED_FIRST = frozenset("yYnNtTfFoO-+0123456789.<~=")
+_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9_]*)")
 
 Key = str | int
 
@@ -139,8 +143,13 @@ class _Reader:
         mark = ev.start_mark
         self.count(mark)
         tag = ev.tag
-        if tag == "!":
-            value: Any = ev.value
+        text = ev.value
+        if tag is None and (not ev.implicit[0] or (text and text[0] not in _RESOLVED_FIRST)):
+            value: Any = text  # quoted, or plain text no resolver claims
+        elif tag is None and _DECIMAL.fullmatch(text) and "_" not in text:
+            value = int(text)
+        elif tag == "!":
+            value = text
         elif tag is None:
             tag = self.resolver.resolve(yaml.ScalarNode, ev.value, ev.implicit)
             value = self.construct(tag, ev)
