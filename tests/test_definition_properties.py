@@ -22,7 +22,8 @@ from hpcstack.render import Artifact, render_all
 Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 NAME = st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True)
 ENDPOINTS = st.sampled_from(
-    ["host.docker.internal"] * 3 + ["vpn.example.org", "203.0.113.7", "10.99.0.9", "127.0.0.1", "gw"]
+    ["host.docker.internal"] * 3
+    + ["vpn.example.org", "203.0.113.7", "10.99.0.9", "127.0.0.1", "gw"]
 )
 TUNNELS = st.sampled_from(["10.99.0.0/16", "10.96.0.0/20", "10.128.0.0/12", "10.99.0.0/19"])
 PREFIXES = st.sampled_from([24] * 6 + [25, 26, 27, 28])
@@ -46,7 +47,9 @@ def node_group(draw: st.DrawFn, index: int) -> dict[str, Any]:
         if draw(st.booleans()):
             group["gpu_type"] = draw(st.sampled_from(["a100", "rtx4090", "h100"]))
     if draw(st.booleans()):
-        group["features"] = draw(st.lists(st.from_regex(r"[a-z][a-z0-9_.-]{0,8}", fullmatch=True), max_size=3))
+        group["features"] = draw(
+            st.lists(st.from_regex(r"[a-z][a-z0-9_.-]{0,8}", fullmatch=True), max_size=3)
+        )
     return group
 
 

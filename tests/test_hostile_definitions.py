@@ -32,7 +32,9 @@ def snapshot(root: Path) -> dict[str, str]:
     if root.is_file():
         return {"": hashlib.sha256(root.read_bytes()).hexdigest()}
     return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        if p.is_file()
+        else "dir"
         for p in sorted(root.rglob("*"))
     }
 

@@ -7,9 +7,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from hpcstack.errors import HpcStackError, Problem
-
 from hpcstack.definition.load import load_definition, read_text
+from hpcstack.errors import HpcStackError, Problem
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)

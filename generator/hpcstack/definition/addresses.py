@@ -17,7 +17,7 @@ OVERLAY_BLOCK_PREFIX = 24
 
 def overlay_block_count(stack: Stack) -> int:
     tunnel = ipaddress.IPv4Network(stack.tunnel.subnet)
-    return 2 ** max(OVERLAY_BLOCK_PREFIX - tunnel.prefixlen, 0)
+    return int(2 ** max(OVERLAY_BLOCK_PREFIX - tunnel.prefixlen, 0))
 
 
 def overlay_block(stack: Stack, index: int) -> ipaddress.IPv4Network | None:

@@ -52,7 +52,6 @@ def check_stack(stack: Stack) -> list[Problem]:
     return problems
 
 
-
 @check
 def exactly_one_controller_site(stack: Stack) -> Iterator[Problem]:
     names = [s.name for s in stack.sites]

@@ -97,7 +97,7 @@ def subnets_do_not_overlap(stack: Stack) -> Iterator[Problem]:
 def sizes_fit(stack: Stack) -> Iterator[Problem]:
     for i, site in enumerate(stack.sites):
         size = site.network.num_addresses
-        if LAST_SERVICE_HOST > size - 2:
+        if size - 2 < LAST_SERVICE_HOST:
             yield Problem(
                 f"sites[{i}].subnet",
                 f"{site.subnet} is too small: the services take host numbers .10-"
@@ -135,7 +135,8 @@ def overlays_fit_and_are_distinct(stack: Stack) -> Iterator[Problem]:
                 f"tunnel.subnet {stack.tunnel.subnet} has {blocks} /{OVERLAY_BLOCK_PREFIX} "
                 f"overlay block(s), one per site by position; site {site.name!r} (sites[{i}]) "
                 "is past the last one",
-                hint="use a larger tunnel.subnet (a /16 has 256 blocks) or give the site an overlay",
+                hint="use a larger tunnel.subnet (a /16 has 256 blocks) or give the site "
+                "an overlay",
             )
             continue
         tunneled = site.name != stack.controller.site

@@ -158,13 +158,13 @@ SSH_JUMP = Grammar(
 POSIX_USER = Grammar("a user name", "e.g. admin", re.compile(_USER), max_len=32)
 DURATION = Grammar("a duration", "e.g. 30s, 5m, 15d", re.compile(r"[1-9][0-9]{0,5}[smhdwy]"), 7)
 RELEASE = Grammar("a Slurm release", "e.g. 26.05", re.compile(r"[0-9]{2}\.[0-9]{2}"), 5)
-GRES_TYPE = Grammar(
-    "a GPU type", "e.g. a100", re.compile(r"[a-z0-9][a-z0-9_-]{0,30}"), max_len=31
-)
+GRES_TYPE = Grammar("a GPU type", "e.g. a100", re.compile(r"[a-z0-9][a-z0-9_-]{0,30}"), max_len=31)
 FEATURE = Grammar(
     "a Slurm feature", "letters, digits, '_', '.', '-'", re.compile(r"[A-Za-z0-9_.-]{1,64}"), 64
 )
-AWS_REGION = Grammar("an AWS region", "e.g. eu-west-1", re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]"), 32)
+AWS_REGION = Grammar(
+    "an AWS region", "e.g. eu-west-1", re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]"), 32
+)
 AWS_ZONE = Grammar(
     "an AWS availability zone",
     "e.g. eu-west-1a, or empty for the first one",

@@ -184,9 +184,7 @@ def check_text(text: str, file: str, strict: bool = False) -> Loaded:
     stack, index = parse_stack(text, file)
     found = check_stack(stack)
     positioned = [
-        Problem(
-            p.path, p.message, file, *index.find(_parse_dotted(p.path)), p.hint, level=p.level
-        )
+        Problem(p.path, p.message, file, *index.find(_parse_dotted(p.path)), p.hint, level=p.level)
         for p in found
     ]
     positioned.sort(key=lambda p: (p.line or 1 << 30, p.col))

@@ -90,7 +90,8 @@ class NodeGroup(Strict):
     gpus: int | GpuIndices | Literal["auto"] = 0
     gpu_type: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,30}$")
     features: Annotated[
-        list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]], Field(max_length=MAX_FEATURES)
+        list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]],
+        Field(max_length=MAX_FEATURES),
     ] = []
 
     @field_validator("gpus", mode="before")
@@ -98,7 +99,8 @@ class NodeGroup(Strict):
     def _gpus_not_boolean(cls, v: object) -> object:
         if isinstance(v, bool):
             raise ValueError(
-                f"gpus: {str(v).lower()} is a boolean: give a count, a list of GPU indices or 'auto'"
+                f"gpus: {str(v).lower()} is a boolean: give a count, a list of GPU "
+                "indices or 'auto'"
             )
         return v
 

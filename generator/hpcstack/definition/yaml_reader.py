@@ -139,7 +139,7 @@ class _Reader:
         frame.pos.children[key] = pos
         frame.expecting_key = True
 
-    def scalar(self, ev: yaml.ScalarEvent) -> None:
+    def scalar(self, ev: Any) -> None:  # a yaml.ScalarEvent (C or Python parser)
         mark = ev.start_mark
         self.count(mark)
         tag = ev.tag
@@ -167,7 +167,7 @@ class _Reader:
         self.anchor_scalar(ev.anchor, value, mark)
         self.attach(value, Positions((mark.line + 1, mark.column + 1)), mark)
 
-    def construct(self, tag: str, ev: yaml.ScalarEvent) -> Any:
+    def construct(self, tag: str, ev: Any) -> Any:
         if tag in (f"{_CORE}str", f"{_CORE}timestamp", f"{_CORE}merge"):
             return ev.value  # a date written as a value is meant as text here
         node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, style=ev.style)
@@ -195,34 +195,36 @@ class _Reader:
             "strings, numbers, booleans and null (remove the tag)",
         )
 
-    def start(self, ev: yaml.MappingStartEvent | yaml.SequenceStartEvent) -> None:
+    def start(self, ev: Any) -> None:
         mark = ev.start_mark
         self.count(mark)
         if ev.tag is not None and ev.tag not in COLLECTION_TAGS:
             raise self._bad_tag(ev.tag, mark)
         if len(self.stack) >= MAX_DEPTH:
             raise self.fail(mark, f"nested deeper than {MAX_DEPTH} levels")
-        if self.stack and isinstance(self.stack[-1].container, dict) and self.stack[-1].expecting_key:
+        if (
+            self.stack
+            and isinstance(self.stack[-1].container, dict)
+            and self.stack[-1].expecting_key
+        ):
             kind = "mapping" if isinstance(ev, yaml.MappingStartEvent) else "list"
             raise self.fail(mark, f"a key must be a name, not a {kind}")
         if ev.anchor is not None:
             self._new_anchor(ev.anchor, mark)
             self.anchors[ev.anchor] = None
-        container: dict[str, Any] | list[Any] = (
-            {} if isinstance(ev, yaml.MappingStartEvent) else []
-        )
+        container: dict[str, Any] | list[Any] = {} if isinstance(ev, yaml.MappingStartEvent) else []
         pos = Positions((mark.line + 1, mark.column + 1))
         pos.children = {}
         self.stack.append(_Frame(container, pos, ev.anchor, self.nodes))
 
-    def end(self, ev: yaml.Event) -> None:
+    def end(self, ev: Any) -> None:
         frame = self.stack.pop()
         if frame.anchor is not None:
             size = self.nodes - frame.first_node + 1
             self.anchors[frame.anchor] = _Anchor(frame.container, size, frame.pos)
         self.attach(frame.container, frame.pos, ev.start_mark)
 
-    def alias(self, ev: yaml.AliasEvent) -> None:
+    def alias(self, ev: Any) -> None:
         mark = ev.start_mark
         name = ev.anchor or ""
         if name not in self.anchors:
@@ -242,7 +244,7 @@ class _Reader:
         pos = Positions((mark.line + 1, mark.column + 1))
         self.attach(target.value, pos, mark)
 
-    def feed(self, ev: yaml.Event) -> None:
+    def feed(self, ev: Any) -> None:
         if isinstance(ev, yaml.ScalarEvent):
             self.scalar(ev)
         elif isinstance(ev, yaml.MappingStartEvent | yaml.SequenceStartEvent):

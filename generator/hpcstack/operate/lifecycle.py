@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from hpcstack.errors import ClusterError, ToolError
+from hpcstack.operate import diagnose
 from hpcstack.operate.observed import NodeState
 from hpcstack.operate.session import Cluster, Progress, quiet
 from hpcstack.plan.topology import SitePlan
@@ -47,7 +48,10 @@ def up(
         services, skipped = startable_services(cluster, site)
         for svc, image in skipped:
             progress(f"skipping {svc}: image {image} is neither here nor pullable")
-        cluster.compose(site).up(services=services, wait_timeout=timeout)
+        try:
+            cluster.compose(site).up(services=services, wait_timeout=timeout)
+        except ToolError as exc:
+            raise diagnose.explain(cluster, site, exc) from None
         if site.is_controller:
             apply_controller_changes(cluster, progress)
     wanted = [n.name for s in targets for n in s.nodes]

@@ -116,6 +116,13 @@ class Docker:
             args += ["--user", user]
         return _passthrough(cli_argv(self.host, *args, container, *argv))
 
+    def logs_tail(self, container: str, lines: int = 30) -> str:
+        """The last lines a container logged (stdout and stderr together)."""
+        try:
+            return str(self.client.container.logs(container, tail=lines) or "")
+        except DockerException as exc:
+            raise _tool_error(exc, f"reading the logs of {container} failed") from None
+
     def image_exists(self, ref: str) -> bool:
         return bool(self.client.image.exists(ref))
 

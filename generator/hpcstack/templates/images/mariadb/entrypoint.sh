@@ -70,6 +70,47 @@ SQL
   log "database $DB_NAME and user $DB_USER ready"
 fi
 
-touch /run/mysqld/hpcstack-ready
+# Can the slurm user log in with the mounted password? Not when this volume was initialised
+# by an earlier clone of the cluster (same name, so the same volume) with other secrets: then
+# slurmdbd would retry forever and `up` would end minutes later in "unhealthy". Say so, once,
+# and stop; the data is left as it is.
+credentials_ok() {
+  local opts out pw
+  opts=$(mktemp /run/mysqld/client.XXXXXX)
+  chmod 600 "$opts"
+  pw=$(cat "$PW_FILE")
+  pw=${pw//\\/\\\\}
+  pw=${pw//\"/\\\"}
+  printf '[client]\nuser=%s\npassword="%s"\n' "$DB_USER" "$pw" >"$opts"
+  unset pw
+  out=$(mariadb --defaults-extra-file="$opts" --protocol=tcp --host=127.0.0.1 \
+    --connect-timeout=10 -e 'SELECT 1' "$DB_NAME" 2>&1) && { rm -f "$opts"; return 0; }
+  rm -f "$opts"
+  case "$out" in
+    *"ERROR 1045"* | *"ERROR 1044"* | *"ERROR 1698"*) return 1 ;;
+  esac
+  log "warning: could not check the database credentials: ${out##*: }"
+  return 0
+}
+
 log "starting mariadbd (buffer pool $pool)"
-exec mariadbd --user=mysql --datadir="$DATA" "${SIZING[@]}"
+mariadbd --user=mysql --datadir="$DATA" "${SIZING[@]}" &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit $?' TERM INT
+for _ in $(seq 240); do
+  mariadb-admin --protocol=socket ping >/dev/null 2>&1 && break
+  kill -0 "$pid" 2>/dev/null || { wait "$pid"; exit $?; }
+  sleep 0.5
+done
+if ! credentials_ok; then
+  log "error: the database volume was initialised with another password: user $DB_USER" \
+    "cannot log in with secrets/db_password (an earlier clone of this cluster, same name?)." \
+    "To keep its accounting history, restore that clone's secrets/db_password and run" \
+    "\`hpcstack up\` again; to start over, deleting the accounting history:" \
+    "\`hpcstack down --volumes\`, then \`hpcstack up\`."
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid" || true
+  exit 3
+fi
+touch /run/mysqld/hpcstack-ready
+wait "$pid"
