@@ -20,6 +20,10 @@ from hpcstack.errors import ConfigFileError
 
 REPO = Path(__file__).resolve().parent.parent
 HEAD = "cluster:\n  name: big\n"
+SITES = (
+    "\nsites:\n  - {name: cloud, role: cloud, subnet: 10.40.0.0/24}\n"
+    "  - {name: lab, role: local, subnet: 10.40.1.0/24, nodes: [{prefix: n, count: 1}]}\n"
+)
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -130,7 +134,9 @@ def measure(path: Path) -> tuple[int, float, int]:
     return int(code), float(seconds), int(mb)
 
 
-@pytest.mark.parametrize("kind", ["valid-shaped", "billion-laughs", "flow-list", "comments"])
+@pytest.mark.parametrize(
+    "kind", ["valid-shaped", "billion-laughs", "flow-list", "comments", "long-string"]
+)
 def test_ten_megabytes_stay_bounded_in_memory(kind: str, tmp_path: Path) -> None:
     path = tmp_path / f"{kind}.yaml"
     size = MAX_BYTES - 1024
@@ -140,8 +146,10 @@ def test_ten_megabytes_stay_bounded_in_memory(kind: str, tmp_path: Path) -> None
         text = billion_laughs()
     elif kind == "flow-list":
         text = HEAD + "x: [" + "1," * ((size - 40) // 2) + "1]\n"
-    else:
+    elif kind == "comments":
         text = HEAD + ("# " + "c" * 98 + "\n") * (size // 101)
+    else:  # one huge value where a host name goes
+        text = HEAD + "tunnel:\n  endpoint: " + "a" * (size - 300) + SITES
     path.write_text(text)
     assert path.stat().st_size <= MAX_BYTES
     code, seconds, mb = measure(path)

@@ -41,13 +41,13 @@ class Grammar:
 
     def refuse(self, value: str) -> str | None:
         """Why `value` is not in this grammar, or None when it is."""
+        if len(value) > self.max_len:  # first: a 10 MB value is refused without a scan
+            return f"is {len(value)} characters long; at most {self.max_len}"
         bad = first_unsafe_char(value)
         if bad is not None:
             return bad
         if value == "" and self.empty_ok:
             return None
-        if len(value) > self.max_len:
-            return f"is {len(value)} characters long; at most {self.max_len}"
         if not self.pattern.fullmatch(value):
             return "does not match"
         return self.extra(value) if self.extra else None
