@@ -90,3 +90,12 @@ def test_state_that_does_not_match(name: str, tmp_path: Path) -> None:
     assert case["fragment"] in out, out
     assert "Traceback" not in out
     assert snapshot(out_dir) == before, "generate changed the output directory"
+
+
+def test_a_saved_plan_gives_no_false_warnings(repo: Path) -> None:
+    """`up` checks the plan read back from stack.json, where every field is set."""
+    from hpcstack.definition.checks import check_stack
+    from hpcstack.output.state import load_generated
+
+    plan = load_generated(repo)
+    assert [p for p in check_stack(plan.stack) if p.level == "warning"] == []

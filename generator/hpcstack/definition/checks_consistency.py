@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
+from pydantic import BaseModel
+
 from hpcstack.definition.checks import check
 from hpcstack.definition.grammar import HOST
 from hpcstack.definition.model import Stack
@@ -105,13 +107,18 @@ def aws_ranges_not_open_to_all(stack: Stack) -> Iterator[Problem]:
                 )
 
 
+def _changed(model: BaseModel, name: str) -> bool:
+    """Set to something other than its default (a re-read stack.json sets every field)."""
+    return bool(getattr(model, name) != type(model).model_fields[name].default)
+
+
 @check
 def settings_that_do_nothing(stack: Stack) -> Iterator[Problem]:
-    """A setting given for a mode that is not on is probably a mistake: say it is ignored."""
+    """A setting changed for a mode that is not on is probably a mistake: say it is ignored."""
     t, mon = stack.tunnel, stack.monitoring
     if t.mode == "wireguard":
         for name in ("ssh_port", "ssh_jump"):
-            if name in t.model_fields_set:
+            if _changed(t, name):
                 yield Problem(
                     f"tunnel.{name}",
                     f"ignored: tunnel.mode is wireguard ({name} is for ssh mode)",
@@ -119,7 +126,7 @@ def settings_that_do_nothing(stack: Stack) -> Iterator[Problem]:
                 )
     if not mon.enabled:
         for name in ("grafana", "dcgm", "prometheus_port", "grafana_port"):
-            if name in mon.model_fields_set:
+            if _changed(mon, name):
                 yield Problem(
                     f"monitoring.{name}",
                     "ignored: monitoring.enabled is false",
