@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from hpcstack.contract import NODE_PORT_BASE
 from hpcstack.definition.grammar import HOSTNAME_PREFIX, SITE_NAME, SLURM_HOSTNAME
 from hpcstack.definition.model import HOSTNAME_RE, Stack
-from hpcstack.errors import Problem
+from hpcstack.definition.registry import CHECKS, Check, check
 
-Check = Callable[[Stack], Iterator[Problem]]
-CHECKS: list[Check] = []
+__all__ = ["CHECKS", "Check", "check", "check_stack"]
+from hpcstack.errors import Problem
 
 # Names the generated compose files use for services; a node may not take one.
 RESERVED_NAMES = frozenset(
@@ -37,11 +37,6 @@ RESERVED_NAMES = frozenset(
     }
 )
 COMPOSE_PROJECT_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
-
-
-def check(fn: Check) -> Check:
-    CHECKS.append(fn)
-    return fn
 
 
 def check_stack(stack: Stack) -> list[Problem]:
@@ -176,5 +171,6 @@ from hpcstack.definition.checks_aws import AWS_CHECKS  # noqa: E402  (the aws: c
 
 CHECKS.extend(AWS_CHECKS)
 
-# Checks in their own modules register themselves with @check when imported (one line each).
+# Checks in their own modules register themselves with @check (from definition.registry) when
+# imported here (one line each).
 from hpcstack.definition import checks_grammar, checks_addresses, checks_consistency  # noqa: E402,F401,I001

@@ -20,8 +20,8 @@ from hpcstack.contract import (
     SERVICE_HOSTS,
 )
 from hpcstack.definition.addresses import OVERLAY_BLOCK_PREFIX, overlay_block_count, site_overlay
-from hpcstack.definition.checks import check
 from hpcstack.definition.model import Stack
+from hpcstack.definition.registry import check
 from hpcstack.errors import Problem
 
 Net = ipaddress.IPv4Network

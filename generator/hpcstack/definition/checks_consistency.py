@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel
 
-from hpcstack.definition.checks import check
 from hpcstack.definition.grammar import HOST
 from hpcstack.definition.model import Stack
+from hpcstack.definition.registry import check
 from hpcstack.errors import Problem
 
 

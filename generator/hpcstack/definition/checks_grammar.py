@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from hpcstack.definition.checks import check
 from hpcstack.definition.grammar import IMAGE_REF, grammar_for, string_fields
 from hpcstack.definition.model import Stack
+from hpcstack.definition.registry import check
 from hpcstack.errors import Problem
 
 # The images the generated compose files name: their full references must stay valid.
