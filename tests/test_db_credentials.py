@@ -64,7 +64,7 @@ def test_a_volume_from_an_earlier_clone_is_named_not_waited_for(tmp_path: Path) 
     try:
         compose(first, "build", "--build-arg", f"APT_OPTIONS={apt}", "db")
         compose(first, "up", "-d", "--wait", "--wait-timeout", "180", "db")
-        compose(first, "stop", "db")  # the volume stays: the first clone's database
+        compose(first, "down")  # containers gone, the volume stays: the first clone's database
         start = time.monotonic()
         compose(second, "up", "-d", "db")
 
@@ -84,7 +84,7 @@ def test_a_volume_from_an_earlier_clone_is_named_not_waited_for(tmp_path: Path) 
         assert isinstance(err, ClusterError)
         assert "db: hpcstack-db: error: the database volume was initialised" in str(err)
         # nothing was deleted: the first clone's secrets still open the database
-        compose(second, "stop", "db")
+        compose(second, "down")
         compose(first, "up", "-d", "--wait", "--wait-timeout", "180", "db")
     finally:
         compose(first, "down", "--volumes", check=False)
