@@ -114,6 +114,7 @@ def all_addresses(plan: Plan) -> list[str]:
 
 WG_KEYS = {"ListenPort", "PublicKey", "Endpoint", "AllowedIPs", "PersistentKeepalive"}
 SSH_LINE = re.compile(r"\s*[A-Z][A-Za-z0-9]+ \S.*")
+SHELL_ASSIGNMENT = re.compile(r"[A-Z_][A-Z0-9_]*='[^'\\\n]*'")
 SLURM_PAIR = re.compile(r"[A-Za-z]+=[^\s=]+")
 
 
@@ -129,6 +130,9 @@ def parse_artifact(art: Artifact) -> None:
     elif path.startswith("slurm/"):
         for ln in lines:
             assert all(SLURM_PAIR.fullmatch(tok) for tok in ln.split()), (path, ln)
+    elif path.endswith(".env"):  # shell assignments the entrypoints source
+        for ln in lines:
+            assert SHELL_ASSIGNMENT.fullmatch(ln), (path, ln)
     elif path.startswith("wireguard/"):
         for ln in lines:
             if ln in ("[Interface]", "[Peer]"):
