@@ -217,7 +217,7 @@ class MultiHost:
             self._veth(w.router, "lan", w.netns, "eth0", (lan_gw, w.address), 24)
             sh("ip", "route", "add", "default", "via", lan_gw, netns=w.netns)
             sh("sysctl", "-qw", "net.ipv4.ip_forward=1", netns=w.router)
-            # Source NAT out of the router's WAN side; nothing comes in that the LAN did not ask for.
+            # Source NAT out of the router's WAN side; nothing comes in unasked.
             for rule in (
                 ["-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"],
                 [
@@ -240,7 +240,7 @@ class MultiHost:
     def _veth(
         ns_a: str, name_a: str, ns_b: str | None, name_b: str, addrs: tuple[str, str], plen: int
     ) -> None:
-        """A veth pair: name_a (address addrs[0]) in ns_a, name_b (addrs[1]) in ns_b (None: root)."""
+        """A veth pair: name_a (addrs[0]) in ns_a, name_b (addrs[1]) in ns_b (None: root)."""
         tmp = f"{PREFIX}{os.getpid() % 100000}x"
         sh("ip", "link", "add", tmp, "type", "veth", "peer", "name", f"{tmp}y")
         sh("ip", "link", "set", tmp, "netns", ns_a)
@@ -343,7 +343,8 @@ class MultiHost:
     def describe(self) -> None:
         log(f"internet   {INTERNET} in netns {PREFIX}-inet; this machine at {ROOT_LINK[1]}")
         log(
-            f"cloud      {self.cloud.address} (netns {self.cloud.netns}, DOCKER_HOST={self.cloud.docker_host})"
+            f"cloud      {self.cloud.address} (netns {self.cloud.netns}, "
+            f"DOCKER_HOST={self.cloud.docker_host})"
         )
         log(
             f"  open:    udp/{self.tunnel_udp}, tcp/{REGISTRY_PORT} (registry)"
@@ -499,7 +500,8 @@ def make_tls(ip: str) -> tuple[bytes, bytes, bytes]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), False)
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
+                       critical=False)
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
     pem = serialization.Encoding.PEM

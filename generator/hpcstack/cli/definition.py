@@ -52,10 +52,22 @@ def validate(config: Path) -> None:
     help="Directory to write compose/, images/, slurm/, ... into.",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
-@click.option("--force", is_flag=True, help="Overwrite generated files that were edited by hand.")
-def generate_cmd(config: Path, output: Path, dry_run: bool, force: bool) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite generated files that were edited by hand; accept re-addressed nodes.",
+)
+@click.option(
+    "--site",
+    default=None,
+    help="On a workstation: this host runs only SITE; make no secret, use the imported ones "
+    "(`hpcstack secrets import`).",
+)
+def generate_cmd(config: Path, output: Path, dry_run: bool, force: bool, site: str | None) -> None:
     """Write per-site compose files, images, Slurm and monitoring config, and secrets."""
-    result = generate(config, output, dry_run=dry_run, force=force)
+    result = generate(config, output, dry_run=dry_run, force=force, site=site)
+    for w in result.warnings:
+        err.print(f"[yellow]warning:[/] {w}")
     verb = "would be " if dry_run else ""
     for ch in result.changes:
         style = STATUS_STYLE.get(ch.status, "")
@@ -73,7 +85,8 @@ def generate_cmd(config: Path, output: Path, dry_run: bool, force: bool) -> None
         err.print(f"[magenta]note:[/] {len(kept)} file(s) no longer generated were edited; kept.")
     if not dry_run:
         where = "" if output == Path(".") else f"cd {output} && "
-        err.print(f"next: {where}hpcstack up   (or: make up)")
+        only = f" --site {site} --pull" if site else ""
+        err.print(f"next: {where}hpcstack up{only}   (or: make up)")
 
 
 COMMANDS = [validate, generate_cmd]

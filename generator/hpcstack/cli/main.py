@@ -59,7 +59,7 @@ def _register() -> None:
     # Each command module exposes COMMANDS: a list of click commands/groups to add.
     import importlib
 
-    for name in ("definition", "cluster", "aws", "doctor"):
+    for name in ("definition", "cluster", "secrets", "aws", "doctor"):
         try:
             mod = importlib.import_module(f"{__package__}.{name}")
         except ModuleNotFoundError as exc:
