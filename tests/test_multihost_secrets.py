@@ -8,11 +8,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from tests.multihost.stack import definition
 
 from hpcstack.errors import OutputError
 from hpcstack.operate.generate import generate
 from hpcstack.output.site_secrets import export_site, import_site
-from tests.multihost.stack import definition
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -130,3 +130,13 @@ def _plan(d: Path):  # type: ignore[no-untyped-def]
     from hpcstack.output.state import load_generated
 
     return load_generated(d)
+
+
+def test_readme_shows_the_steps_the_multihost_test_runs(repo: Path) -> None:
+    from tests.multihost.steps import BUILD_STEPS, CLOUD_STEPS, EXPORT_STEP, WORKSTATION_STEPS
+
+    readme = (repo / "README.md").read_text()
+    section = readme.split("## Separate hosts (tested)")[1].split("\n## ")[0]
+    blocks = [b.split("```", 1)[0].strip().splitlines() for b in section.split("```sh\n")[1:]]
+    steps = [s.format(site="lab1") for s in [*CLOUD_STEPS, EXPORT_STEP, *WORKSTATION_STEPS]]
+    assert blocks == [BUILD_STEPS, steps[:3], steps[3:]]
