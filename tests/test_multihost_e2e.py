@@ -134,10 +134,11 @@ def dep(
             if ids:
                 d.docker(host, "rm", "-f", *ids, check=False)
         # The registry-tagged images on the build machine's (the root) engine.
-        refs = subprocess.run(
-            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", f"{CLOUD_LINK[1]}:*/*"],
+        listed = subprocess.run(
+            ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
             capture_output=True, text=True, check=False,
         ).stdout.split()  # fmt: skip
+        refs = [r for r in listed if r.startswith(f"{mh.registry_addr}/")]
         if refs:
             subprocess.run(["docker", "rmi", *refs], capture_output=True, check=False)
         mh.down()
