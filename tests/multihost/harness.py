@@ -23,32 +23,33 @@ hook, and by `--cleanup` (for what a killed run left).
 from __future__ import annotations
 
 import atexit
-import contextlib
-import datetime
 import ipaddress
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PREFIX = "hmh"
-NETNS_DIR = Path("/var/run/netns")
-RUN = Path("/run/hpcstack-mh")
-DATA = Path("/var/lib/hpcstack-mh")
-CERTS_D = Path("/etc/docker/certs.d")
-CGROUP = Path("/sys/fs/cgroup")
-REGISTRY_PORT = 5000
+from tests.multihost.cleanup import cleanup_stale, stop_pid
+from tests.multihost.names import (
+    CERTS_D,
+    CLOUD_LINK,
+    DATA,
+    INTERNET,
+    LAN_RANGE,
+    NETNS_DIR,
+    PREFIX,
+    REGISTRY_PORT,
+    ROOT_LINK,
+    RUN,
+)
+from tests.multihost.ranges import check_ranges
+from tests.multihost.tls import make_tls
 
-# Address plan. Checked against this machine's routes and addresses before anything is made.
-INTERNET = ipaddress.IPv4Network("100.72.0.0/16")  # CGNAT space: "the internet" between hosts
-ROOT_LINK = ("100.72.0.1", "100.72.0.2")  # inet side, root side
-CLOUD_LINK = ("100.72.1.1", "100.72.1.2")  # inet side, the cloud host's public address
-LAN_RANGE = ipaddress.IPv4Network("10.230.0.0/16")  # workstation LANs and engine bridges
+__all__ = ["CLOUD_LINK", "REGISTRY_PORT", "Host", "MultiHost", "Workstation", "cleanup_stale", "sh"]
 
 
 @dataclass
@@ -99,37 +100,6 @@ def sh(*argv: str, check: bool = True, netns: str | None = None, **kw: object) -
 
 def log(message: str) -> None:
     print(f"[multihost] {message}", file=sys.stderr, flush=True)
-
-
-def taken_ranges() -> list[ipaddress.IPv4Network]:
-    """Every IPv4 network this machine's root namespace routes or has an address in."""
-    nets = []
-    for route in json.loads(sh("ip", "-j", "-4", "route", "show", "table", "all")):
-        dst = route.get("dst", "")
-        if dst and dst != "default" and route.get("type", "unicast") in ("unicast", "local"):
-            with contextlib.suppress(ValueError):
-                nets.append(ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", False))
-    for link in json.loads(sh("ip", "-j", "-4", "addr")):
-        for a in link.get("addr_info", []):
-            nets.append(ipaddress.IPv4Network(f"{a['local']}/{a['prefixlen']}", strict=False))
-    return nets
-
-
-def check_ranges(wanted: list[ipaddress.IPv4Network]) -> None:
-    """Refuse to start when a range the harness would use is already in use here."""
-    ours = {ipaddress.IPv4Network(f"{ROOT_LINK[1]}/24", strict=False)}
-    clashes = [
-        f"{w} overlaps {t}"
-        for w in wanted
-        for t in taken_ranges()
-        if w.overlaps(t) and t not in ours and not t.is_loopback
-    ]
-    if clashes:
-        raise RuntimeError(
-            "multihost harness: address ranges already in use on this machine: "
-            + "; ".join(sorted(set(clashes)))
-            + " (run `python -m tests.multihost.harness --cleanup` if a killed run left them)"
-        )
 
 
 @dataclass
@@ -382,7 +352,7 @@ class MultiHost:
     def restart_engine(self, name: str) -> None:
         """Stop this host's dockerd (its containers stop with it) and start it again."""
         h = self.host(name)
-        _stop_pid(RUN / f"{h.name}.pid", h.engine, grace=60)
+        stop_pid(RUN / f"{h.name}.pid", h.engine, grace=60)
         self._start_engine(h)
         self.wait_engine(h)
 
@@ -399,116 +369,6 @@ class MultiHost:
                     sh("docker", "-H", h.docker_host, "rm", "-f", *ids, check=False)
         cleanup_stale()
         log(f"torn down in {time.monotonic() - t0:.0f}s")
-
-
-def _stop_pid(pidfile: Path, proc: subprocess.Popen[bytes] | None, grace: float) -> None:
-    pid = proc.pid if proc is not None else None
-    if pid is None and pidfile.exists():
-        with contextlib.suppress(ValueError):
-            pid = int(pidfile.read_text().strip() or 0) or None
-    if pid is None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            break
-        if proc is None and not Path(f"/proc/{pid}").exists():
-            break
-        time.sleep(0.2)
-    else:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    if proc is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-    pidfile.unlink(missing_ok=True)
-
-
-def cleanup_stale() -> None:
-    """Remove whatever a harness run (this one or a killed one) left: engines, containers,
-    the registry, namespaces (with their veths and iptables rules), routes, certs, data."""
-    for pidfile in sorted(RUN.glob("*.pid")) if RUN.exists() else []:
-        _stop_pid(pidfile, None, grace=30)
-    # Containers whose engine was killed: their processes live in the engine's cgroup parent.
-    for procs in CGROUP.glob(f"*/{PREFIX}-*/**/cgroup.procs"):
-        for pid in procs.read_text().split():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), signal.SIGKILL)
-    for pid in _pids_mentioning(str(RUN)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    time.sleep(0.2)
-    for mount in reversed(_mounts_under((str(RUN), str(DATA)))):
-        subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
-    if NETNS_DIR.exists():
-        for ns in sorted(NETNS_DIR.glob(f"{PREFIX}-*")):
-            sh("ip", "netns", "del", ns.name, check=False)
-    sh("ip", "link", "del", f"{PREFIX}-root", check=False)  # gone with hmh-inet, normally
-    for cg in sorted(CGROUP.glob(f"*/{PREFIX}-*/**/"), key=lambda p: -len(p.parts)):
-        with contextlib.suppress(OSError):
-            cg.rmdir()
-    for certs in CERTS_D.glob(f"{CLOUD_LINK[1]}:*") if CERTS_D.exists() else []:
-        shutil.rmtree(certs, ignore_errors=True)
-    shutil.rmtree(RUN, ignore_errors=True)
-    shutil.rmtree(DATA, ignore_errors=True)
-
-
-def _pids_mentioning(text: str) -> list[int]:
-    out = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        with contextlib.suppress(OSError):
-            if text.encode() in (proc / "cmdline").read_bytes() and int(proc.name) != os.getpid():
-                out.append(int(proc.name))
-    return out
-
-
-def _mounts_under(roots: tuple[str, ...]) -> list[str]:
-    mounts = []
-    for line in Path("/proc/mounts").read_text().splitlines():
-        target = line.split()[1]
-        if target.startswith(roots):
-            mounts.append(target)
-    return mounts
-
-
-def make_tls(ip: str) -> tuple[bytes, bytes, bytes]:
-    """A CA for this run and a server certificate for `ip` signed by it (PEM: ca, cert, key)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hpcstack multihost test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip)]))
-        .issuer_name(ca_name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
-                       critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
-    pem = serialization.Encoding.PEM
-    key_pem = key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return ca.public_bytes(pem), cert.public_bytes(pem), key_pem
 
 
 def main(argv: list[str]) -> int:
