@@ -127,6 +127,10 @@ class MultiHost:
             ),
         ]
     )
+    # The registry's storage: under the data root (removed with it) unless given; a session
+    # passes one directory to every harness it makes, so a second topology's push finds the
+    # layers already there (its engines still pull everything).
+    registry_storage: Path | None = None
     registry: subprocess.Popen[bytes] | None = None
     started: bool = False
 
@@ -256,7 +260,9 @@ class MultiHost:
                 {
                     "version": 0.1,
                     "log": {"level": "warn"},
-                    "storage": {"filesystem": {"rootdirectory": str(DATA / "registry")}},
+                    "storage": {
+                        "filesystem": {"rootdirectory": str(self.registry_storage or DATA / "reg")}
+                    },
                     "http": {
                         "addr": f"0.0.0.0:{REGISTRY_PORT}",
                         "tls": {
