@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from tests.multihost.harness import MultiHost
 
-
 REGISTRY_STORAGE: list[Path] = []
 
 
