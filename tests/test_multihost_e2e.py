@@ -168,7 +168,7 @@ def test_1_cloud_host_up_and_workstations_join(dep: Deployment) -> None:
     # Pulled, not built: every image on a workstation came from the cloud host's registry.
     for ws in SITES:
         host = dep.mh.workstation(ws)
-        images = dep.docker(host, "images", "--format", "{{.Repository}}").split()
+        images = dep.docker(host, "images", "--format", "{{.Repository}}:{{.Tag}}").split()
         assert images and all(i.startswith(f"{dep.mh.registry_addr}/") for i in images), images
         digests = dep.docker(host, "image", "inspect", "-f", "{{.RepoDigests}}", *images)
         assert digests.count(dep.mh.registry_addr) >= len(images), digests

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from tests.multihost.harness import MultiHost
-
-REGISTRY_STORAGE: list[Path] = []
 
 
 def _in_ci() -> bool:
@@ -23,11 +20,9 @@ def _in_ci() -> bool:
 
 
 @pytest.fixture(scope="session")
-def multihost_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[MultiHost]]:
-    """Every harness made in this session, torn down at its end (and at exit, and on --cleanup).
-    They share one registry storage directory (a second push finds its layers there)."""
+def multihost_factory() -> Iterator[list[MultiHost]]:
+    """Every harness made in this session, torn down at its end (and at exit, and on --cleanup)."""
     made: list[MultiHost] = []
-    REGISTRY_STORAGE[:] = [tmp_path_factory.mktemp("multihost-registry")]
     yield made
     for mh in made:
         mh.down()
@@ -42,7 +37,6 @@ def new_multihost(made: list[MultiHost], **kw: object) -> MultiHost:
         pytest.skip(message)
     for old in made:
         old.down()
-    kw.setdefault("registry_storage", REGISTRY_STORAGE[0] if REGISTRY_STORAGE else None)
     mh = MultiHost(**kw)  # type: ignore[arg-type]
     made.append(mh)
     return mh.up()

@@ -18,3 +18,4 @@ INTERNET = ipaddress.IPv4Network("100.72.0.0/16")  # CGNAT space: "the internet"
 ROOT_LINK = ("100.72.0.1", "100.72.0.2")  # inet side, root side
 CLOUD_LINK = ("100.72.1.1", "100.72.1.2")  # inet side, the cloud host's public address
 LAN_RANGE = ipaddress.IPv4Network("10.230.0.0/16")  # workstation LANs and engine bridges
+DATA_TMPFS_SIZE = "10g"  # engines' data roots and the registry (images: about 3 GiB in all)
