@@ -14,25 +14,41 @@ from pathlib import Path
 from tests.multihost.names import CERTS_D, CGROUP, CLOUD_LINK, DATA, NETNS_DIR, PREFIX, RUN
 
 
-def stop_pid(pidfile: Path, proc: subprocess.Popen[bytes] | None, grace: float) -> None:
-    pid = proc.pid if proc is not None else None
-    if pid is None and pidfile.exists():
-        with contextlib.suppress(ValueError):
-            pid = int(pidfile.read_text().strip() or 0) or None
-    if pid is None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            break
-        if proc is None and not Path(f"/proc/{pid}").exists():
-            break
-        time.sleep(0.2)
-    else:
+def _pid(pidfile: Path) -> int | None:
+    with contextlib.suppress(ValueError, OSError):
+        return int(pidfile.read_text().strip() or 0) or None
+    return None
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie is not: reaped here when it is our child)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def stop_pids(pids: list[int], grace: float) -> None:
+    """SIGTERM them all at once, SIGKILL what still runs after `grace` seconds."""
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in pids:
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def stop_pid(pidfile: Path, proc: subprocess.Popen[bytes] | None, grace: float) -> None:
+    pid = proc.pid if proc is not None else _pid(pidfile)
+    if pid is not None:
+        stop_pids([pid], grace)
     if proc is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(5)
@@ -42,8 +58,8 @@ def stop_pid(pidfile: Path, proc: subprocess.Popen[bytes] | None, grace: float) 
 def cleanup_stale() -> None:
     """Remove whatever a harness run (this one or a killed one) left: engines, containers,
     the registry, namespaces (with their veths and iptables rules), routes, certs, data."""
-    for pidfile in sorted(RUN.glob("*.pid")) if RUN.exists() else []:
-        stop_pid(pidfile, None, grace=30)
+    pidfiles = sorted(RUN.glob("*.pid")) if RUN.exists() else []
+    stop_pids([p for p in map(_pid, pidfiles) if p is not None], grace=30)
     # Containers whose engine was killed: their processes live in the engine's cgroup parent.
     for procs in CGROUP.glob(f"*/{PREFIX}-*/**/cgroup.procs"):
         for pid in procs.read_text().split():
