@@ -74,8 +74,10 @@ class Deployment:
         return all(st.get(n) in ("idle", "mixed") for n in nodes)
 
     def gone_down(self, nodes: list[str]) -> bool:
+        """DOWN in the controller's view (not merely not responding, `idle*`: Slurm still
+        schedules onto those)."""
         st = self.states()
-        return all(st.get(n) not in ("idle", "mixed", "allocated", "completing") for n in nodes)
+        return all(st.get(n, "").startswith("down") for n in nodes)
 
     def hostnames(self, partition: str, n: int, check: bool = True) -> list[str]:
         """The nodes an n-node step ran on. WireGuard: `srun` from the controller. ssh mode
@@ -241,7 +243,7 @@ def test_4_internet_cut_and_nat_renumbered(dep: Deployment) -> None:
     t0 = time.monotonic()
     dep.mh.cut("ws1")
     try:
-        # The controller notices within SlurmdTimeout (60 s) and a ping round; the cut lasts
+        # The controller marks them DOWN after SlurmdTimeout (60 s) and a ping round; the cut lasts
         # CUT_S, longer only if it has not noticed yet.
         wait_for("lab1's nodes to go down", lambda: dep.gone_down(nodes), CUT_S + 60, 3)
         print(f"lab1 down in the controller's view {time.monotonic() - t0:.0f}s into the cut")
