@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .PHONY: help venv engine base-image generate check-generated images up demo down status test \
-        test-unit lint bench doctor gpu-smoke clean
+        test-unit test-multihost lint bench doctor gpu-smoke clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -77,8 +77,13 @@ doctor: venv ## check this host: Docker, compose, NVIDIA driver and toolkit, Wir
 gpu-smoke: venv ## on an NVIDIA GPU host: one-node GPU site, demo on GPU vs CPU, isolation
 	HPCSTACK=$(CURDIR)/$(HPCSTACK) scripts/gpu-smoke.sh
 
-test: venv base-image ## every test, the Docker end-to-end tests included
+test: venv base-image ## every test, the Docker and multi-host end-to-end tests included
+	$(PY) -m tests.multihost.harness --cleanup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-multihost: venv base-image ## separate hosts: namespaces, an engine each, NAT (root; part of test)
+	$(PY) -m tests.multihost.harness --cleanup
+	$(PY) -m pytest -m multihost $(PYTEST_ARGS) tests/test_multihost_harness.py tests/test_multihost_e2e.py
 
 test-unit: venv ## the tests that need no Docker engine
 	$(PY) -m pytest -m 'not docker' $(PYTEST_ARGS)

@@ -41,8 +41,8 @@ site_option = click.option(
 )
 
 
-def _cluster(out_dir: Path) -> Cluster:
-    cluster = open_cluster(out_dir)
+def _cluster(out_dir: Path, sites: tuple[str, ...] = ()) -> Cluster:
+    cluster = open_cluster(out_dir, site_names=list(sites))
     _warn_if_definition_changed(out_dir, cluster.plan)
     cluster.docker.require_engine()
     return cluster
@@ -87,8 +87,11 @@ class _Progress:
 @click.option("--pull", is_flag=True, help="Pull prebuilt images from the registry instead.")
 @click.option("--timeout", default=300, show_default=True, help="Seconds to wait for readiness.")
 def up(out_dir: Path, sites: tuple[str, ...], build: bool, pull: bool, timeout: int) -> None:
-    """Build or pull images, start the sites, wait until every node is idle."""
-    cluster = _cluster(out_dir)
+    """Build or pull images, start the sites, wait until every node is idle.
+
+    On a workstation (`--site lab`, the controller on another host) it starts this host's
+    containers and waits until the controller sees the site's nodes idle, asked through them."""
+    cluster = _cluster(out_dir, sites)
     print_warnings([p for p in check_stack(cluster.plan.stack) if p.level == "warning"])
     targets = cluster.sites(list(sites))
     progress = _Progress()
@@ -111,8 +114,11 @@ def up(out_dir: Path, sites: tuple[str, ...], build: bool, pull: bool, timeout: 
     help="With --site: seconds to let running jobs finish before the site stops.",
 )
 def down(out_dir: Path, sites: tuple[str, ...], volumes: bool, drain_timeout: int) -> None:
-    """Stop sites (a single local site is drained and its nodes removed first)."""
-    cluster = _cluster(out_dir)
+    """Stop sites (a single local site is drained and its nodes removed first).
+
+    On a workstation (`--site lab`) the drain and the removal go to the controller through the
+    site's nodes; with the controller unreachable the site just stops."""
+    cluster = _cluster(out_dir, sites)
     lifecycle.down(
         cluster, list(sites), volumes=volumes, progress=_Progress(), drain_timeout=drain_timeout
     )
@@ -122,10 +128,14 @@ def down(out_dir: Path, sites: tuple[str, ...], volumes: bool, drain_timeout: in
 
 @click.command()
 @dir_option
+@site_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
-def status(out_dir: Path, as_json: bool) -> None:
-    """Sites and their services, nodes, jobs and the tunnel."""
-    cluster = _cluster(out_dir)
+def status(out_dir: Path, sites: tuple[str, ...], as_json: bool) -> None:
+    """Sites and their services, nodes, jobs and the tunnel.
+
+    On a workstation (`--site lab`): this site's containers, its tunnel as its nodes see it, and
+    its nodes' Slurm state (asked of the controller through them, over the tunnel)."""
+    cluster = _cluster(out_dir, sites)
     st = cluster_status(cluster)
     if as_json:
         click.echo(json.dumps(st.to_dict(), indent=2, sort_keys=True))
@@ -136,6 +146,12 @@ def status(out_dir: Path, as_json: bool) -> None:
 
 
 def print_status(st: Status, tunnel_mode: str = "wireguard") -> None:
+    remote = st.host != "controller"
+    if remote:
+        err.print(
+            f"[bold]{st.host}[/]: containers and tunnel from this host; node states and jobs "
+            "from the controller, asked through this site's nodes over the tunnel"
+        )
     services = Table(title="services", title_justify="left")
     for col in ("site", "service", "state", "health"):
         services.add_column(col)
@@ -155,6 +171,8 @@ def print_status(st: Status, tunnel_mode: str = "wireguard") -> None:
     out.print(nodes)
     if st.tunnel:
         title = "tunnel (WireGuard hub)" if tunnel_mode == "wireguard" else "tunnel (reverse SSH)"
+        if remote:
+            title = f"{title[:-1]}, as this site's nodes see it)"
         tunnel = Table(title=title, title_justify="left")
         for col in ("peer", "state", "endpoint", "last handshake", "received", "sent"):
             tunnel.add_column(col)

@@ -72,13 +72,25 @@ def validate(config: Path, strict: bool) -> None:
     help="Directory to write compose/, images/, slurm/, ... into.",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
-@click.option("--force", is_flag=True, help="Overwrite generated files that were edited by hand.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite generated files that were edited by hand; accept re-addressed nodes.",
+)
+@click.option(
+    "--site",
+    default=None,
+    help="On a workstation: this host runs only SITE; make no secret, use the imported ones "
+    "(`hpcstack secrets import`).",
+)
 @strict_option
-def generate_cmd(config: Path, output: Path, dry_run: bool, force: bool, strict: bool) -> None:
+def generate_cmd(
+    config: Path, output: Path, dry_run: bool, force: bool, site: str | None, strict: bool
+) -> None:
     """Write per-site compose files, images, Slurm and monitoring config, and secrets."""
     from hpcstack.operate.generate import generate
 
-    result = generate(config, output, dry_run=dry_run, force=force, strict=strict)
+    result = generate(config, output, dry_run=dry_run, force=force, site=site, strict=strict)
     _print_warnings(config, result.warnings)
     verb = "would be " if dry_run else ""
     for ch in result.changes:
@@ -97,7 +109,8 @@ def generate_cmd(config: Path, output: Path, dry_run: bool, force: bool, strict:
         err.print(f"[magenta]note:[/] {len(kept)} file(s) no longer generated were edited; kept.")
     if not dry_run:
         where = "" if output == Path(".") else f"cd {output} && "
-        err.print(f"next: {where}hpcstack up   (or: make up)")
+        only = f" --site {site} --pull" if site else ""
+        err.print(f"next: {where}hpcstack up{only}   (or: make up)")
 
 
 COMMANDS = [validate, generate_cmd]

@@ -172,6 +172,13 @@ AWS_ZONE = Grammar(
     max_len=32,
     empty_ok=True,
 )
+EMAIL = Grammar(
+    "an email address",
+    "e.g. lab-admin@example.org, or empty for no budget alarm",
+    re.compile(rf"[A-Za-z0-9._%+-]{{1,64}}@{_LABEL}(?:\.{_LABEL})+"),
+    max_len=254,
+    empty_ok=True,
+)
 INSTANCE_TYPE = Grammar(
     "an EC2 instance type", "e.g. t3.medium", re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9-]+"), 64
 )
@@ -221,6 +228,7 @@ FIELDS: dict[str, tuple[Grammar, str]] = {
     "aws.bastion_instance_type": (INSTANCE_TYPE, "terraform.tfvars.json"),
     "aws.key_name": (AWS_KEY_NAME, "terraform.tfvars.json"),
     "aws.ssh_user": (POSIX_USER, "terraform.tfvars.json and ssh commands"),
+    "aws.budget_email": (EMAIL, "terraform.tfvars.json (budget alarm)"),
 }
 _INDEX_RE = re.compile(r"\[\d+\]")
 

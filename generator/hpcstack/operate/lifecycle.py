@@ -3,6 +3,12 @@
 `up` starts the controller's site first, applies what changed on the running controller (new
 WireGuard peers, `scontrol reconfigure`, Prometheus reload) and waits until every node of the
 started sites is ready in slurmctld's view. `down --site` drains a local site first.
+
+On a workstation (`--site lab`, the controller on another host: see session.py) the same
+commands start and stop only this host's containers; readiness, draining and removing nodes are
+asked of the controller through the site's own node containers, over the tunnel. Applying new
+peers or Slurm configuration to the controller is the controller host's job (`hpcstack up
+--site <controller site>` there).
 """
 
 from __future__ import annotations
@@ -39,7 +45,12 @@ def up(
 ) -> None:
     targets = cluster.sites(names)
     ordered = sorted(targets, key=lambda s: not s.is_controller)  # controller site first
-    if cluster.plan.controller not in targets:
+    if cluster.workstation():
+        progress(
+            f"workstation: the controller is not on {cluster.engine_name()}; starting "
+            f"{', '.join(s.name for s in targets)} and asking slurmctld through its nodes"
+        )
+    elif cluster.plan.controller not in targets:
         # A site joins a running controller: new peers, partitions and gres.conf first,
         # so its nodes register against the new configuration.
         apply_controller_changes(cluster, progress)
@@ -119,21 +130,27 @@ def drain_and_remove(
     cluster: Cluster, site: SitePlan, progress: Progress, drain_timeout: int
 ) -> None:
     try:
-        cluster.controller_container()
-    except ToolError:
-        return  # controller not running: nothing to tell it
-    known = {n.name for n in cluster.nodes()}
+        known = {n.name for n in cluster.nodes()}
+    except ToolError as exc:
+        # Controller unreachable (not running, or the tunnel is down): nothing to tell it.
+        progress(f"not draining {site.name}: {exc.summary or exc}")
+        return
     names = [n.name for n in site.nodes if n.name in known]
     if not names:
         return
-    progress(f"draining {', '.join(names)}")
+    progress(f"draining {', '.join(names)} (through the controller)")
     node_list = ",".join(names)
     reason = f"reason=hpcstack down --site {site.name}"
     cluster.slurm("scontrol", "update", f"nodename={node_list}", "state=DRAIN", reason)
     wait_drained(cluster, names, progress, drain_timeout)
-    cluster.compose(site).down()
+    remote = cluster.workstation()
+    if not remote:
+        cluster.compose(site).down()
     try:
+        # On a workstation the node containers are the only way to the controller: remove the
+        # drained nodes from Slurm first, then stop them.
         cluster.slurm("scontrol", "delete", f"nodename={node_list}")
+        progress(f"removed {node_list} from Slurm")
     except ToolError:
         # Jobs still hold the nodes: they stay drained and are removed when free.
         progress(f"nodes of {site.name} still hold jobs: left drained")

@@ -75,6 +75,7 @@ class Status:
     alerts: list[Alert] = field(default_factory=list)
     controller_up: bool = False
     errors: list[str] = field(default_factory=list)
+    host: str = "controller"  # or "workstation (<engine>)": what this host could be asked
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +87,7 @@ class Status:
             "targets": [asdict(t) for t in self.targets],
             "alerts": [asdict(a) for a in self.alerts],
             "errors": self.errors,
+            "host": self.host,
         }
 
 

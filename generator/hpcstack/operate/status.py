@@ -2,6 +2,11 @@
 
 Every part is asked separately; one that cannot answer adds an error line instead of failing
 the whole report.
+
+On a workstation (`status --site lab`, the controller on another host) it shows that site only:
+its containers (this engine), its tunnel as its node containers see it (`wg show`: the hub's
+handshake age and bytes; ssh mode: the ssh-tunnel client), and its nodes' Slurm state and
+reasons, asked of the controller through a node container. Prometheus is the controller's.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import json
 import time
 from typing import Any
 
-from hpcstack.contract import EXPORTER_PORTS, WG_IFACE
+from hpcstack.contract import EXPORTER_PORTS, HUB, WG_IFACE
 from hpcstack.errors import ToolError
 from hpcstack.operate.observed import (
     Alert,
@@ -21,12 +26,15 @@ from hpcstack.operate.observed import (
     parse_wg_dump,
 )
 from hpcstack.operate.session import Cluster
+from hpcstack.plan.topology import SitePlan
 from hpcstack.plan.tunnel import node_ports, ssh_mode, sshd_addr, wireguard_mode
 
 
 def status(cluster: Cluster) -> Status:
+    if cluster.workstation():
+        return workstation_status(cluster)
     st = Status()
-    for site in cluster.plan.sites:
+    for site in cluster.sites(cluster.site_names):
         try:
             st.sites[site.name] = cluster.compose(site).states()
         except ToolError as exc:
@@ -123,3 +131,60 @@ def monitoring(cluster: Cluster) -> tuple[list[ScrapeTarget], list[Alert]]:
         for a in get("/api/v1/alerts")["alerts"]
     ]
     return sorted(targets, key=lambda t: (t.job, t.url)), sorted(alerts, key=lambda a: a.name)
+
+
+def workstation_status(cluster: Cluster) -> Status:
+    """This host's sites only; Slurm's view through their node containers."""
+    st = Status(host=f"workstation ({cluster.engine_name()})")
+    sites = cluster.sites(cluster.site_names)
+    mine = {n.name for s in sites for n in s.nodes}
+    for site in sites:
+        try:
+            st.sites[site.name] = cluster.compose(site).states()
+        except ToolError as exc:
+            st.errors.append(str(exc))
+    try:
+        st.nodes = [n for n in cluster.nodes() if n.name in mine]
+        st.jobs = cluster.jobs()
+        st.controller_up = True
+    except ToolError as exc:
+        st.errors.append(f"controller (over the tunnel): {exc.summary or exc}")
+    try:
+        st.tunnel = node_side_tunnel(cluster, sites)
+    except ToolError as exc:
+        st.errors.append(f"tunnel: {exc.summary or exc}")
+    return st
+
+
+def node_side_tunnel(cluster: Cluster, sites: list[SitePlan]) -> list[TunnelPeer]:
+    """Each node's own link to the controller: the hub peer in its `wg show` (WireGuard), or
+    its site's ssh-tunnel client (ssh mode: no handshake or byte counts)."""
+    plan = cluster.plan
+    keys = public_key_names(cluster)
+    peers: list[TunnelPeer] = []
+    now = int(time.time())
+    for site in sites:
+        running = cluster.compose(site).running()
+        for node in site.nodes:
+            if ssh_mode(plan):
+                up = "ssh-tunnel" in running and node.name in running
+                endpoint = f"{plan.stack.tunnel.endpoint}:{plan.stack.tunnel.ssh_port}"
+                peers.append(TunnelPeer(node.name, endpoint, 0, 0, 0, up))
+                continue
+            if node.name not in running:
+                peers.append(TunnelPeer(node.name, "", 0, 0, 0, False))
+                continue
+            dump = cluster.docker.exec_capture(
+                running[node.name].container, ["wg", "show", WG_IFACE, "dump"]
+            )
+            hub = [p for p in parse_wg_dump(dump, keys, now) if p.name == HUB]
+            if hub:
+                h = hub[0]
+                peers.append(
+                    TunnelPeer(
+                        node.name, h.endpoint, h.latest_handshake, h.rx_bytes, h.tx_bytes, h.up
+                    )
+                )
+            else:
+                peers.append(TunnelPeer(node.name, "", 0, 0, 0, False))
+    return peers

@@ -148,3 +148,51 @@ def _ensure_wireguard_peer(root: Path, peer: str) -> list[SecretFile]:
     # The public key is derived, not user data: keep it in step with the private key.
     _write_public(pub_path, wireguard_public(key_path.read_text()) + "\n")
     return out
+
+
+# --- a workstation's share ---------------------------------------------------------------------
+# A workstation receives only what its site's containers use; `secrets export --site` packs it on
+# the controller host, `secrets import` unpacks it there, and IMPORTED_MARK records the site so
+# that `generate` on that host never makes cluster-wide secrets of its own.
+IMPORTED_MARK = "imported-site"
+
+
+def site_secret_files(plan: Plan, site: str) -> list[str]:
+    """Paths (relative to secrets/) a site's host needs: the munge key, its nodes' WireGuard
+    keys and the hub's public key (WireGuard), or its ssh client key and the pinned host key."""
+    target = next((s for s in plan.tunneled_sites if s.name == site), None)
+    if target is None:
+        local = ", ".join(s.name for s in plan.tunneled_sites) or "none"
+        raise OutputError(
+            f"site {site!r} is not a local (tunneled) site of this definition (local sites: "
+            f"{local}); the controller's own secrets never leave the controller host"
+        )
+    files = ["munge.key"]
+    if ssh_mode(plan):
+        files += [f"ssh/{site}.key", f"ssh/pub/{site}.pub", "ssh/pub/known_hosts"]
+    else:
+        files.append("wireguard/pub/hub.pub")
+        for node in target.nodes:
+            files += [f"wireguard/{node.name}.key", f"wireguard/pub/{node.name}.pub"]
+    return files
+
+
+def imported_site(out_dir: Path) -> str | None:
+    """The site whose secrets were imported here from the controller, if any."""
+    mark = out_dir / "secrets" / IMPORTED_MARK
+    return mark.read_text().strip() or None if mark.exists() else None
+
+
+def check_site_secrets(out_dir: Path, plan: Plan, site: str) -> list[SecretFile]:
+    """A workstation's generate: every file the site needs is here (none is ever made here)."""
+    root = out_dir / "secrets"
+    need = site_secret_files(plan, site)
+    missing = [rel for rel in need if not (root / rel).is_file()]
+    if missing:
+        raise OutputError(
+            f"secrets for site {site} are missing in {root}: {', '.join(missing)}. They come "
+            f"from the controller host: there run `hpcstack secrets export --site {site} -o "
+            f"{site}-secrets.tar`, copy the file here, run `hpcstack secrets import "
+            f"{site}-secrets.tar`, then `hpcstack generate --site {site}` again"
+        )
+    return [SecretFile(root / rel, "kept") for rel in need]

@@ -174,7 +174,9 @@ class Compose:
         )
 
     def pull(self) -> None:
-        self._run(f"pulling images for {self.project} failed", self._client.compose.pull)
+        self._run(
+            f"pulling images for {self.project} failed", self._client.compose.pull, quiet=True
+        )
 
     def up(self, services: list[str] | None = None, wait_timeout: int = 300) -> None:
         self._run(
