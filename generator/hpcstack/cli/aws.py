@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from hpcstack.cli.options import dir_option, err
 from hpcstack.definition.checks_aws import aws_warnings
 from hpcstack.errors import StateError
 from hpcstack.operate import aws_access, aws_secrets
@@ -26,7 +26,6 @@ from hpcstack.plan.topology import Plan
 from hpcstack.run.aws import Aws
 from hpcstack.run.ssh import Endpoint, SshSettings
 
-err = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -48,15 +47,7 @@ class Context:
 def with_context(fn: Callable[..., None]) -> Callable[..., None]:
     """-d/--dir, --region, --profile; the command gets a Context built from the saved plan."""
 
-    @click.option(
-        "-d",
-        "--dir",
-        "out_dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        default=Path("."),
-        show_default=True,
-        help="The generated directory (where `hpcstack generate -o` wrote).",
-    )
+    @dir_option
     @click.option("--region", default=None, help="AWS region (default: aws.region).")
     @click.option("--profile", default=None, help="AWS profile (default: AWS's own).")
     @functools.wraps(fn)

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from hpcstack.cli.main import print_warnings
+from hpcstack.cli.options import dir_option, err, out
 from hpcstack.definition.checks import check_stack
 from hpcstack.definition.load import load_stack
 from hpcstack.errors import ClusterError, HpcStackError
@@ -24,18 +24,6 @@ from hpcstack.plan.gpu import uses_auto
 from hpcstack.plan.topology import Plan
 from hpcstack.render.compose import built_images
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
-
-dir_option = click.option(
-    "-d",
-    "--dir",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    default=Path("."),
-    show_default=True,
-    help="The generated directory (where `hpcstack generate -o` wrote).",
-)
 site_option = click.option(
     "--site", "sites", multiple=True, help="Only this site (repeatable). Default: every site."
 )

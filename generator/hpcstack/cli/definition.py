@@ -5,23 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 
+from hpcstack.cli.options import config_option, err, out
 from hpcstack.definition.load import load_definition, read_text
 from hpcstack.errors import HpcStackError, Problem
-
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
-
-config_option = click.option(
-    "-c",
-    "--config",
-    "config",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("stack.yaml"),
-    show_default=True,
-    help="The cluster definition.",
-)
 
 strict_option = click.option(
     "--strict", is_flag=True, help="Treat warnings as errors (exit 1, nothing written)."

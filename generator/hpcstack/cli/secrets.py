@@ -12,22 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 
+from hpcstack.cli.options import dir_option, err
 from hpcstack.output.site_secrets import export_site, import_site
 from hpcstack.output.state import load_generated
-
-err = Console(stderr=True, highlight=False)
-
-dir_option = click.option(
-    "-d",
-    "--dir",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("."),
-    show_default=True,
-    help="The generated directory (secrets/ is under it).",
-)
 
 
 @click.group()
