@@ -10,7 +10,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -25,8 +25,6 @@ from hpcstack.output.state import load_generated
 from hpcstack.plan.topology import Plan
 from hpcstack.run.aws import Aws
 from hpcstack.run.ssh import Endpoint, SshSettings
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -60,40 +58,63 @@ def with_context(fn: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-def ssh_options(fn: F) -> F:
-    fn = click.option("--user", default=None, help="Login user (default: aws.ssh_user).")(fn)
-    fn = click.option(
+@dataclass(frozen=True)
+class SshTarget:
+    """Where and how to reach the bastion and the controller (--bastion, --user, ...)."""
+
+    bastion: str | None
+    controller: str | None
+    user: str | None
+    known_hosts: Path
+    identity: Path | None
+
+    def endpoints(self, ctx: Context) -> tuple[Endpoint, Endpoint]:
+        """Bastion and controller addresses: as given, or looked up by tags in AWS."""
+        login = self.user or ctx.plan.stack.aws.ssh_user
+        bastion = self.bastion or aws_access.endpoint(ctx.aws(), ctx.plan)
+        controller = self.controller or ctx.aws().instance(ctx.cluster, "controller").private_ip
+        return Endpoint.parse(bastion, login), Endpoint.parse(controller, login)
+
+    def settings(self) -> SshSettings:
+        identity = self.identity.expanduser() if self.identity else None
+        return SshSettings(self.known_hosts.expanduser(), identity)
+
+
+def ssh_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """--bastion, --controller, --user, --identity, --known-hosts: the command gets `target`."""
+
+    @click.option("--user", default=None, help="Login user (default: aws.ssh_user).")
+    @click.option(
         "--controller", default=None, help="Controller HOST[:PORT] (default: looked up in AWS)."
-    )(fn)
-    fn = click.option(
+    )
+    @click.option(
         "--bastion", default=None, help="Bastion HOST[:PORT] (default: looked up in AWS)."
-    )(fn)
-    fn = click.option(
+    )
+    @click.option(
         "--identity",
         type=click.Path(path_type=Path, dir_okay=False),
         default=None,
         help="Private key file (default: keys from the SSH agent).",
-    )(fn)
-    fn = click.option(
+    )
+    @click.option(
         "--known-hosts",
         type=click.Path(path_type=Path, dir_okay=False),
         default=Path("~/.ssh/known_hosts"),
         show_default=True,
         help="known_hosts file with the bastion's and controller's pinned host keys.",
-    )(fn)
-    return fn
+    )
+    @functools.wraps(fn)
+    def wrapper(
+        bastion: str | None,
+        controller: str | None,
+        user: str | None,
+        known_hosts: Path,
+        identity: Path | None,
+        **kw: Any,
+    ) -> None:
+        fn(target=SshTarget(bastion, controller, user, known_hosts, identity), **kw)
 
-
-def _endpoints(
-    ctx: Context, bastion: str | None, controller: str | None, user: str | None
-) -> tuple[Endpoint, Endpoint]:
-    """Bastion and controller addresses: as given, or looked up by tags in AWS."""
-    login = user or ctx.plan.stack.aws.ssh_user
-    if bastion is None:
-        bastion = aws_access.endpoint(ctx.aws(), ctx.plan)
-    if controller is None:
-        controller = ctx.aws().instance(ctx.cluster, "controller").private_ip
-    return Endpoint.parse(bastion, login), Endpoint.parse(controller, login)
+    return wrapper
 
 
 # --- hpcstack aws ----------------------------------------------------------------------------
@@ -219,18 +240,10 @@ def pull_secrets_command(
     help="Write the block to this file (default: stdout).",
 )
 @with_context
-def ssh_config(
-    ctx: Context,
-    bastion: str | None,
-    controller: str | None,
-    user: str | None,
-    known_hosts: Path,
-    identity: Path | None,
-    output: Path,
-) -> None:
+def ssh_config(ctx: Context, target: SshTarget, output: Path) -> None:
     """Print an SSH config for the bastion and the controller (ProxyJump)."""
-    b, c = _endpoints(ctx, bastion, controller, user)
-    text = ssh_config_text(ctx.cluster, b.user, b, c, identity, known_hosts)
+    b, c = target.endpoints(ctx)
+    text = ssh_config_text(ctx.cluster, b.user, b, c, target.identity, target.known_hosts)
     if str(output) == "-":
         click.echo(text, nl=False)
         return
@@ -250,18 +263,10 @@ def deploy_group() -> None:
 @ssh_options
 @click.option("--remote-dir", default=REMOTE_ROOT, show_default=True, help="Bundle directory.")
 @with_context
-def deploy_cloud_command(
-    ctx: Context,
-    bastion: str | None,
-    controller: str | None,
-    user: str | None,
-    known_hosts: Path,
-    identity: Path | None,
-    remote_dir: str,
-) -> None:
+def deploy_cloud_command(ctx: Context, target: SshTarget, remote_dir: str) -> None:
     """Copy the cloud site to the controller through the bastion and run compose there."""
-    b, c = _endpoints(ctx, bastion, controller, user)
-    settings = SshSettings(known_hosts.expanduser(), identity.expanduser() if identity else None)
+    b, c = target.endpoints(ctx)
+    settings = target.settings()
     err.print(f"waiting for cloud-init on {c.host}, then copying ...")
     with Progress(
         TextColumn("{task.description}"),

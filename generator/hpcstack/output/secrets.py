@@ -183,11 +183,16 @@ def imported_site(out_dir: Path) -> str | None:
     return mark.read_text().strip() or None if mark.exists() else None
 
 
+def missing_site_secrets(root: Path, plan: Plan, site: str) -> tuple[list[str], list[str]]:
+    """(what site `site` needs from secrets/, what of it is not under `root`)."""
+    need = site_secret_files(plan, site)
+    return need, [rel for rel in need if not (root / rel).is_file()]
+
+
 def check_site_secrets(out_dir: Path, plan: Plan, site: str) -> list[SecretFile]:
     """A workstation's generate: every file the site needs is here (none is ever made here)."""
     root = out_dir / "secrets"
-    need = site_secret_files(plan, site)
-    missing = [rel for rel in need if not (root / rel).is_file()]
+    need, missing = missing_site_secrets(root, plan, site)
     if missing:
         raise OutputError(
             f"secrets for site {site} are missing in {root}: {', '.join(missing)}. They come "

@@ -13,15 +13,14 @@ from pathlib import Path
 
 from hpcstack.errors import OutputError
 from hpcstack.output.atomic import write_atomic
-from hpcstack.output.secrets import IMPORTED_MARK, site_secret_files
+from hpcstack.output.secrets import IMPORTED_MARK, missing_site_secrets
 from hpcstack.plan.topology import Plan
 
 
 def export_site(out_dir: Path, plan: Plan, site: str, archive: Path) -> list[str]:
     """Write `archive` (0600) with the site's files; returns the names packed."""
     root = out_dir / "secrets"
-    files = site_secret_files(plan, site)
-    missing = [rel for rel in files if not (root / rel).is_file()]
+    files, missing = missing_site_secrets(root, plan, site)
     if missing:
         raise OutputError(
             f"{root} lacks {', '.join(missing)}: run `hpcstack generate` on this (the "
