@@ -254,7 +254,13 @@ def test_4_internet_cut_and_nat_renumbered(dep: Deployment) -> None:
     finally:
         dep.mh.restore("ws1")
     restored = time.monotonic()
-    wait_for("lab1 idle again", lambda: dep.idle(nodes), RETURN_S, interval=2)
+    try:
+        wait_for("lab1 idle again", lambda: dep.idle(nodes), RETURN_S, interval=2)
+    except AssertionError:
+        # What the controller says, for whoever reads the failure.
+        print(dep.ctl("sinfo", "-N", "-p", "all", "-o", "%N %T %E", check=False))
+        print(dep.ctl("squeue", "-a", "-o", "%i %T %R %N", check=False))
+        raise
     print(f"lab1 idle {time.monotonic() - restored:.0f}s after the link came back")
     wait_for("the queued job to complete", lambda: dep.job_state(job) == "COMPLETED", 60)
     # A new public address for ws2's NAT (its old mappings gone): the tunnel recovers alone.

@@ -3,6 +3,7 @@ there never makes or replaces one, and a regenerate never silently re-addresses 
 
 from __future__ import annotations
 
+import shutil
 import stat
 import tarfile
 from pathlib import Path
@@ -124,6 +125,17 @@ def test_reordering_sites_is_refused_without_force(tmp_path: Path, mode: str) ->
     generate(e / "stack.yaml", e)
     (e / "stack.yaml").write_text(definition(mode, sites=("lab1", "lab2")))
     assert generate(e / "stack.yaml", e).warnings == []
+
+
+def test_a_fresh_clone_may_change_addresses_before_its_first_up(tmp_path: Path) -> None:
+    """The committed output carries .hpcstack/stack.json but no secrets/: nothing runs yet."""
+    d = tmp_path / "c"
+    d.mkdir()
+    (d / "stack.yaml").write_text(definition("wireguard"))
+    generate(d / "stack.yaml", d)
+    shutil.rmtree(d / "secrets")  # what a clone of the repository looks like
+    (d / "stack.yaml").write_text(definition("wireguard", sites=("lab2", "lab1")))
+    assert generate(d / "stack.yaml", d).warnings == []
 
 
 def _plan(d: Path):  # type: ignore[no-untyped-def]

@@ -78,7 +78,9 @@ def generate(
     stack = resolve(loaded.stack)
     plan = make_plan(stack)
     warnings: list[Problem] = list(loaded.warnings)
-    old = previous_plan(out_dir)
+    # Nodes can only be running where this directory's secrets exist: a fresh clone (the
+    # committed default output, no secrets/) may change any address before its first `up`.
+    old = previous_plan(out_dir) if (out_dir / "secrets").is_dir() else None
     moved = readdressed(old, plan) if old is not None else []
     if moved:
         what = "; ".join(moved)
