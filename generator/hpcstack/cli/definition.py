@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hpcstack.cli.options import config_option, err, out
+from hpcstack.cli.options import config_option, err, out, output_option
 from hpcstack.definition.load import load_definition, read_text
 from hpcstack.errors import HpcStackError, Problem
 
@@ -50,14 +50,7 @@ def validate(config: Path, strict: bool) -> None:
 
 @click.command(name="generate")
 @config_option
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("."),
-    show_default=True,
-    help="Directory to write compose/, images/, slurm/, ... into.",
-)
+@output_option
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @click.option(
     "--force",

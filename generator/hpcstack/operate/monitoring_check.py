@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from hpcstack.render.grafana import build_dashboard, panel_queries
 from hpcstack.render.grafana_panels import DASHBOARDS
@@ -25,8 +24,9 @@ GRAFANA_VARIABLES = {
 }
 
 
-@dataclass(frozen=True)
-class EmptyPanel:
+class EmptyPanel(NamedTuple):
+    """A dashboard panel whose query returns nothing (or fails) against a live Prometheus."""
+
     dashboard: str
     panel: str
     expr: str

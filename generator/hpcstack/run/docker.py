@@ -178,27 +178,20 @@ class Compose:
             f"pulling images for {self.project} failed", self._client.compose.pull, quiet=True
         )
 
+    # What `up` and `down` always pass: detached, health-gated, never building or pulling here.
+    UP_FLAGS: dict[str, Any] = {
+        "detach": True, "wait": True, "no_build": True, "pull": "never", "quiet": True
+    }  # fmt: skip
+
     def up(self, services: list[str] | None = None, wait_timeout: int = 300) -> None:
-        self._run(
-            f"starting {self.project} failed",
-            self._client.compose.up,
-            services=services,
-            detach=True,
-            wait=True,
-            wait_timeout=wait_timeout,
-            no_build=True,
-            pull="never",
-            quiet=True,
-        )
+        up = self._client.compose.up
+        summary = f"starting {self.project} failed"
+        self._run(summary, up, services=services, wait_timeout=wait_timeout, **self.UP_FLAGS)
 
     def down(self, volumes: bool = False) -> None:
-        self._run(
-            f"stopping {self.project} failed",
-            self._client.compose.down,
-            volumes=volumes,
-            remove_orphans=True,
-            quiet=True,
-        )
+        down = self._client.compose.down
+        summary = f"stopping {self.project} failed"
+        self._run(summary, down, volumes=volumes, remove_orphans=True, quiet=True)
 
     def states(self) -> list[ServiceState]:
         containers = self._run("listing containers failed", self._client.compose.ps, all=True)
