@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from botocore.awsrequest import AWSResponse
 
 from hpcstack.run.aws import Aws
@@ -117,3 +119,16 @@ def inject(aws: Aws, event: str, responses: list[Any]) -> list[int]:
 
     aws.client("ec2").meta.events.register_first(f"before-send.ec2.{event}", handler)
     return calls
+
+
+@pytest.fixture(autouse=True)
+def isolated_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No real AWS config, no metadata service: nothing leaves this machine (import it into a
+    test module to use it there)."""
+    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    empty = tmp_path / "aws-empty-config"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")

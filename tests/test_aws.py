@@ -13,7 +13,7 @@ from botocore.exceptions import EndpointConnectionError
 from click.testing import CliRunner
 from moto import mock_aws
 
-from aws_cluster import REGION, ec2_error, inject, make_cluster
+from aws_cluster import REGION, ec2_error, inject, isolated_aws_env, make_cluster
 from hpcstack.cli.main import cli
 from hpcstack.definition.load import load_stack
 from hpcstack.operate import aws_access
@@ -31,21 +31,10 @@ from hpcstack.run.aws import (
 from hpcstack.run.public_address import caller_cidr, normalise_cidr
 
 pytestmark = pytest.mark.aws
+assert isolated_aws_env  # autouse: every test here runs with no real AWS config
 
 REPO = Path(__file__).resolve().parents[1]
 STACK = REPO / "stack.yaml"
-
-
-@pytest.fixture(autouse=True)
-def isolated_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No real AWS config, no metadata service: nothing leaves this machine."""
-    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(var, raising=False)
-    empty = tmp_path / "aws-empty-config"
-    empty.write_text("")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from moto import mock_aws
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
+from aws_cluster import isolated_aws_env
 from hpcstack.cli.main import cli
 from hpcstack.errors import OutputError, StateError
 from hpcstack.operate import aws_secrets
@@ -34,22 +35,12 @@ from hpcstack.render.terraform import site_secrets_policy
 from hpcstack.run.aws import Aws, AwsPermissionError
 
 pytestmark = pytest.mark.aws
+assert isolated_aws_env  # autouse: every test here runs with no real AWS config
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's account
 REPO = Path(__file__).resolve().parents[1]
 STACK = REPO / "stack.yaml"
-
-
-@pytest.fixture(autouse=True)
-def isolated_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(var, raising=False)
-    empty = tmp_path / "aws-empty-config"
-    empty.write_text("")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture
