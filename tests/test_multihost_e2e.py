@@ -73,6 +73,11 @@ class Deployment:
         st = self.states()
         return all(st.get(n) in ("idle", "mixed") for n in nodes)
 
+    def slurmd_started(self, node: str) -> str:
+        """When the controller last heard this node's slurmd start (changes on re-registration)."""
+        out = self.ctl("scontrol", "show", "node", node, "--oneliner", check=False)
+        return out.split("SlurmdStartTime=")[1].split()[0] if "SlurmdStartTime=" in out else ""
+
     def gone_down(self, nodes: list[str]) -> bool:
         """DOWN in the controller's view (not merely not responding, `idle*`: Slurm still
         schedules onto those)."""
@@ -296,11 +301,17 @@ def test_5_workstation_engine_restarted(dep: Deployment) -> None:
                               check=False).strip() for n in NODES["lab2"]}  # fmt: skip
 
     before = started()
+    registered = {n: dep.slurmd_started(n) for n in NODES["lab2"]}
     dep.mh.restart_engine("ws2")
     restarted = time.monotonic()
     # The engine brings the nodes back by itself (restart: unless-stopped): new containers' starts.
     wait_for("lab2's containers to start again",
              lambda: all(v and v != before[n] for n, v in started().items()), 120, 2)  # fmt: skip
+    # Idle alone is not enough: the controller may not have noticed the restart yet. Wait for
+    # each new slurmd's registration (its start time changes), then for idle.
+    wait_for("lab2's slurmds to register again",
+             lambda: all(dep.slurmd_started(n) not in ("", registered[n]) for n in NODES["lab2"]),
+             180, 3)  # fmt: skip
     wait_for("lab2 idle after its engine restarted", lambda: dep.idle(NODES["lab2"]), 180, 3)
     print(f"lab2 idle {time.monotonic() - restarted:.0f}s after its Docker engine restarted")
     assert dep.hostnames("lab2", 2) == ["b1", "b2"]
