@@ -243,12 +243,6 @@ def test_3_workstation_status_down_up(dep: Deployment) -> None:
     dep.ctl("scancel", job)
 
 
-@pytest.mark.xfail(
-    reason="issue 9 item 4, open: 60 s after a 90 s internet cut is restored, lab1's nodes are "
-    "still `down* Not responding` in both tunnel modes (measured 2026-12-02); the cause "
-    "(harness link restore, NAT state or Slurm's return of DOWN dynamic nodes) is not found yet",
-    strict=False,
-)
 def test_4_internet_cut_and_nat_renumbered(dep: Deployment) -> None:
     nodes = NODES["lab1"]
     t0 = time.monotonic()

@@ -46,6 +46,10 @@ OVERLAY_FIRST_NODE = 4
 MAX_NODES_PER_SITE = 250  # one overlay /24 less the hub and reserved numbers
 MAX_OVERLAY_SITES = 250
 
+# How often a compute node checks whether the controller has it DOWN "Not responding" while
+# it reaches the controller again (images/slurm/rejoin.sh), in seconds.
+REJOIN_INTERVAL_S = 10
+
 # --- users -----------------------------------------------------------------------------------
 JOB_USER = "hpc"  # the demo's unprivileged user in the images
 JOB_USER_UID = 1000
@@ -134,4 +138,5 @@ def shell_variables() -> dict[str, str]:
         "HPCSTACK_JOB_USER": JOB_USER,
         "HPCSTACK_DEMO_DIR": DEMO_DIR,
         "HPCSTACK_LIB_DIR": LIB_DIR,
+        "HPCSTACK_REJOIN_INTERVAL_S": str(REJOIN_INTERVAL_S),
     }

@@ -138,6 +138,7 @@ case "$role" in
       [ -e "/dev/nvidia$i" ] || mknod -m 0666 "/dev/nvidia$i" c 195 "$i"
     done
     install -d -m 0755 /var/spool/slurmd
+    hpcstack-rejoin "$@" &
     exec slurmd -D "$@"
     ;;
   tunnel)
