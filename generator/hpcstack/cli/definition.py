@@ -27,6 +27,8 @@ def _print_warnings(config: Path, loaded_warnings: list[Problem]) -> None:
     print_warnings(loaded_warnings, lines)
 
 
+# `generate` lists every file up to this many, then one line per directory.
+LIST_EACH_UP_TO = 80
 STATUS_STYLE = {
     "created": "green",
     "updated": "yellow",
@@ -73,12 +75,14 @@ def generate_cmd(
     result = generate(config, output, dry_run=dry_run, force=force, site=site, strict=strict)
     _print_warnings(config, result.warnings)
     verb = "would be " if dry_run else ""
-    for ch in result.changes:
-        style = STATUS_STYLE.get(ch.status, "")
-        err.print(f"  [{style}]{verb}{ch.status:>9}[/] {ch.path}")
-    for s in result.secrets:
-        if s.status == "created":
-            err.print(f"  [green]{verb}created[/] {s.path.relative_to(output)} (secret)")
+    listed = [(ch.status, ch.path, "") for ch in result.changes]
+    listed += [("created", str(s.path.relative_to(output)), " (secret)")
+               for s in result.secrets if s.status == "created"]  # fmt: skip
+    if len(listed) > LIST_EACH_UP_TO:
+        listed = _by_directory(listed)
+    # One print for the lot: rich per line costs seconds at a thousand nodes.
+    err.print("\n".join(f"  [{STATUS_STYLE.get(status, '')}]{verb}{status:>9}[/] {path}{note}"
+                        for status, path, note in listed))  # fmt: skip
     counts: dict[str, int] = {}
     for ch in result.changes:
         counts[ch.status] = counts.get(ch.status, 0) + 1
@@ -91,6 +95,17 @@ def generate_cmd(
         where = "" if output == Path(".") else f"cd {output} && "
         only = f" --site {site} --pull" if site else ""
         err.print(f"next: {where}hpcstack up{only}   (or: make up)")
+
+
+def _by_directory(listed: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """A long listing (a large cluster) as one line per status and directory."""
+    groups: dict[tuple[str, str, str], int] = {}
+    for status, path, note in listed:
+        parent = path.rpartition("/")[0] or "."
+        key = (status, parent, note)
+        groups[key] = groups.get(key, 0) + 1
+    return [(status, f"{n} file(s) in {parent}/", note)
+            for (status, parent, note), n in groups.items()]  # fmt: skip
 
 
 COMMANDS = [validate, generate_cmd]
