@@ -21,6 +21,11 @@ case "${1:-}" in
   tunnel)
     wg show "$HPCSTACK_WG_IFACE" >/dev/null 2>&1
     ;;
+  fs)
+    # shellcheck source-path=SCRIPTDIR source=sharedfs.sh
+    . "$HPCSTACK_LIB_DIR/sharedfs.sh"
+    fs_volume_ready
+    ;;
   sshd)
     ss -Htln "sport = :$HPCSTACK_SSHD_PORT" | grep -q .
     ;;
@@ -29,7 +34,7 @@ case "${1:-}" in
     ss -Htln "sport = :$HPCSTACK_SLURMCTLD_PORT" | grep -q .
     ;;
   *)
-    echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel|sshd|ssh-tunnel" >&2
+    echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel|fs|sshd|ssh-tunnel" >&2
     exit 2
     ;;
 esac

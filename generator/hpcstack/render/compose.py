@@ -35,6 +35,7 @@ from hpcstack.plan.tunnel import node_dnat, node_ports, ssh_mode, wireguard_mode
 from hpcstack.render import Artifact, renderer
 from hpcstack.render._yaml import to_yaml
 from hpcstack.render.compose_common import LOGGING, build, overlay_route_env, slurm_service_base
+from hpcstack.render.compose_fs import fs_server, fs_server_volumes, site_mounts, use_shared_fs
 from hpcstack.render.monitoring_compose import monitoring_services
 from hpcstack.render.slurm import node_conf
 
@@ -115,6 +116,9 @@ def _slurmctld(plan: Plan, site: SitePlan) -> dict[str, Any]:
             "stop_grace_period": "30s",
         }
     )
+    use_shared_fs(plan, svc)
+    if plan.stack.shared_fs:
+        svc["depends_on"]["fs"] = {"condition": "service_healthy"}
     return svc
 
 
@@ -276,6 +280,8 @@ def _node(plan: Plan, site: SitePlan, node: NodePlan) -> dict[str, Any]:
             svc.setdefault("devices", []).extend(value)
         else:
             svc[key] = value
+    use_shared_fs(plan, svc)
+    svc["volumes"] += site_mounts(site)
     return svc
 
 
@@ -290,6 +296,9 @@ def compose_site(plan: Plan, site: SitePlan) -> dict[str, Any]:
         secrets["db_password"] = {"file": "../secrets/db_password"}
         volumes["db-data"] = {}
         volumes["slurmctld-state"] = {}
+        if plan.stack.shared_fs:
+            services["fs"] = fs_server(plan, site)
+            volumes.update(fs_server_volumes(plan))
         if wireguard_mode(plan):
             services["tunnel"] = _tunnel(plan, site)
             secrets[f"wg_{HUB}"] = {"file": f"../secrets/wireguard/{HUB}.key"}
@@ -305,6 +314,8 @@ def compose_site(plan: Plan, site: SitePlan) -> dict[str, Any]:
             secrets[f"wg_{node.name}"] = {"file": f"../secrets/wireguard/{node.name}.key"}
     if site.nodes:
         volumes["gpu-jobs"] = {}
+    if plan.stack.shared_fs:
+        del volumes["shared"]  # /shared is the network filesystem, not a per-host volume
     monitoring = monitoring_services(plan, site)
     services.update(monitoring["services"])
     volumes.update(monitoring["volumes"])
