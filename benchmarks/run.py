@@ -41,7 +41,9 @@ def plan(smoke: bool, tag: str) -> dict[str, Callable[[], list[Figure]]]:
     return {
         "images": lambda: image_figures(prefix, tag, base),
         "cold": lambda: cold_path(smoke=smoke),
-        "cluster": lambda: cluster_figures(tag, Sizes(5, 1, build=True) if smoke else Sizes()),
+        "cluster": lambda: cluster_figures(
+            tag, Sizes(5, 1, build=True, fs_mb=1) if smoke else Sizes()
+        ),
         "exporter": lambda: exporter_figures(100 if smoke else 10_000, 1 if smoke else 5),
         "generate": lambda: generator_figures(2, 3) if smoke else generator_figures(),
     }
