@@ -33,6 +33,7 @@ BASE: dict[str, Any] = {
         "ssh_jump": "admin@bastion.example.org:22",
     },
     "monitoring": {"retention": "15d", "scrape_interval": "30s"},
+    "storage": {"mount_roots": ["/data"]},
     "sites": [
         {"name": "cloud", "role": "cloud", "subnet": "10.40.0.0/24"},
         {
@@ -45,6 +46,7 @@ BASE: dict[str, Any] = {
                 {"name": "gpu1", "gpus": 1, "gpu_type": "a100", "features": ["big"]},
                 {"prefix": "node", "count": 2},
             ],
+            "mounts": [{"source": "/data/ds", "target": "/data/ds"}],
         },
     ],
     "aws": {

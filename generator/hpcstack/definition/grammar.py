@@ -189,6 +189,12 @@ AWS_KEY_NAME = Grammar(
     max_len=255,
     empty_ok=True,
 )
+ABS_PATH = Grammar(
+    "an absolute path",
+    "e.g. /data/imagenet",
+    re.compile(r"/[A-Za-z0-9._@+/-]*"),
+    max_len=1024,
+)
 TEXT = Grammar(
     "plain text",
     "printable characters without quotes, backslash, '$' or backtick",
@@ -217,6 +223,9 @@ FIELDS: dict[str, tuple[Grammar, str]] = {
     "sites[*].nodes[*].prefix": (HOSTNAME_PREFIX, "node names"),
     "sites[*].nodes[*].gpu_type": (GRES_TYPE, "gres.conf and slurmd --conf"),
     "sites[*].nodes[*].features[*]": (FEATURE, "slurmd --conf Feature="),
+    "sites[*].mounts[*].source": (ABS_PATH, "compose bind mounts"),
+    "sites[*].mounts[*].target": (ABS_PATH, "compose bind mounts"),
+    "storage.mount_roots[*]": (ABS_PATH, "checks only (where mounts may come from)"),
     "aws.region": (AWS_REGION, "terraform.tfvars.json"),
     "aws.vpc_cidr": (CIDR, "terraform.tfvars.json"),
     "aws.public_subnet_cidr": (CIDR, "terraform.tfvars.json"),
