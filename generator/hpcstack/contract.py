@@ -21,6 +21,8 @@ NODE_PORT_BASE = 17001  # ssh mode: the first controller-side port of a tunneled
 # The shared filesystem (GlusterFS): glusterd's management port and the one brick's port.
 FS_MGMT_PORT = 24007
 FS_BRICK_PORT = 49152
+FS_PING_TIMEOUT_S = 10  # a cut to the fs server is an error after this long (GlusterFS: 42 s)
+FS_RETRY_S = 10  # a node that could not mount at start tries again this often
 EXPORTER_PORTS: dict[str, int] = {
     "prometheus": 9090,
     "node-exporter": 9100,
@@ -157,4 +159,6 @@ def shell_variables() -> dict[str, str]:
         "HPCSTACK_FS_MOUNT_DIR": FS_MOUNT_DIR,
         "HPCSTACK_FS_MGMT_PORT": str(FS_MGMT_PORT),
         "HPCSTACK_FS_BRICK_PORT": str(FS_BRICK_PORT),
+        "HPCSTACK_FS_PING_TIMEOUT_S": str(FS_PING_TIMEOUT_S),
+        "HPCSTACK_FS_RETRY_S": str(FS_RETRY_S),
     }

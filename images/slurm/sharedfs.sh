@@ -43,8 +43,8 @@ run_fs_server() {
     gluster --mode=script volume create "$vol" "$addr:$brick" force >/dev/null \
       || die "cannot create volume $vol"
   fi
-  # A cut overlay shows as an error after 10 s, not after GlusterFS's default 42 s.
-  gluster --mode=script volume set "$vol" network.ping-timeout 10 >/dev/null
+  # A cut overlay shows as an error after seconds, not after GlusterFS's default 42 s.
+  gluster --mode=script volume set "$vol" network.ping-timeout "$HPCSTACK_FS_PING_TIMEOUT_S" >/dev/null
   gluster --mode=script volume set "$vol" auth.allow "${HPCSTACK_FS_ALLOW:-*}" >/dev/null \
     || die "auth.allow ${HPCSTACK_FS_ALLOW:-} refused"
   gluster --mode=script volume set "$vol" diagnostics.brick-log-level WARNING >/dev/null
@@ -103,8 +103,8 @@ mount_shared_fs() {
   until fs_mount_once; do
     if [ "$SECONDS" -ge "$deadline" ]; then
       log "error: shared filesystem $HPCSTACK_FS_SERVER:/$HPCSTACK_FS_VOLUME not mounted after ${wait}s: ${FS_MOUNT_ERROR}"
-      log "error: $HPCSTACK_HOME_DIR and $HPCSTACK_SHARED_DIR are NOT shared on this host until it mounts (retrying every 10s)"
-      ( until fs_mount_once; do sleep 10; done; fs_bind ) &
+      log "error: $HPCSTACK_HOME_DIR and $HPCSTACK_SHARED_DIR are NOT shared on this host until it mounts (retrying every ${HPCSTACK_FS_RETRY_S}s)"
+      ( until fs_mount_once; do sleep "$HPCSTACK_FS_RETRY_S"; done; fs_bind ) &
       return 0
     fi
     sleep 2
