@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from bench_sharedfs import shared_fs_figures, shared_fs_io
 from common import REPO, Figure, hpcstack, sh, wait_until
 
 
@@ -27,7 +26,6 @@ class Sizes:
     jobs: int = 1000  # throughput: trivial jobs, one array
     sruns: int = 7  # srun -N2 true round trips, the median is the figure
     build: bool = False  # smoke: build (cached) first, as the images may not be there yet
-    fs_mb: int = 256  # the shared filesystem's write/read size
 
 
 def definition(name: str, net: int, tag: str, same_network: bool = False) -> dict[str, Any]:
@@ -119,7 +117,6 @@ def cluster_figures(tag: str, sizes: Sizes) -> list[Figure]:
             "job": t_job,
             "srun": b.srun_round_trip(sizes.sruns),
             "jobs": b.throughput(sizes.jobs),
-            **shared_fs_io(b.name, sizes.fs_mb),
         }
 
     def flat_body(b: Bench) -> dict[str, float]:
@@ -131,7 +128,6 @@ def cluster_figures(tag: str, sizes: Sizes) -> list[Figure]:
     n = sizes.jobs
     rate_tunnel, rate_flat = n / tunnel["jobs"], n / flat["jobs"]
     return [
-        *shared_fs_figures(tunnel, sizes.fs_mb),
         Figure(
             "up_idle",
             "`up` -> every node idle, images present, monitoring on",

@@ -7,7 +7,8 @@ cache of node1's write helps it); the local copy is read with O_DIRECT where the
 
 from __future__ import annotations
 
-from common import Figure, sh
+from bench_cluster import Bench, definition, with_cluster
+from common import Figure, hpcstack, sh
 
 SCRIPT = r"""
 set -e
@@ -59,3 +60,17 @@ def shared_fs_figures(io: dict[str, float], mb: int) -> list[Figure]:
             )
         )
     return figures
+
+
+def sharedfs_bench(tag: str, mb: int, build: bool) -> list[Figure]:
+    """The default shape (two workstation nodes behind the tunnel), monitoring off."""
+    doc = definition("hpcsfsb", 24, tag)
+    doc["monitoring"]["enabled"] = False
+
+    def body(b: Bench) -> dict[str, float]:
+        if b.build:
+            hpcstack(b.out, "images")
+        hpcstack(b.out, "up", "--no-build")
+        return shared_fs_io(b.name, mb)
+
+    return shared_fs_figures(with_cluster(doc, body, build), mb)

@@ -2,9 +2,9 @@
 
     benchmarks/run.py [--smoke] [--only NAME,...] [--tag TAG]
 
-NAMEs: images, cold, cluster, exporter, generate (default: all). One table on stdout with each
-figure, its target, the ratio (to the target, or to the figure it is compared with in the same
-run) and whether it is met; the same rows go to .bench/results.json. `--smoke` runs every
+NAMEs: images, cold, cluster, sharedfs, exporter, generate (default: all). One table on stdout
+with each figure, its target, the ratio (to the target, or to the figure it is compared with in
+the same run) and whether it is met; the same rows go to .bench/results.json. `--smoke` runs every
 figure's code path at a tiny size (no cold builds: clone and generate only) so `make test` can
 check the benchmarks still execute; it asserts each produced a number, never how fast.
 `--tag` picks the images measured and used (default: stack.yaml's images.tag).
@@ -29,9 +29,10 @@ from bench_cluster import Sizes, cluster_figures
 from bench_exporter import figures as exporter_figures
 from bench_generate import generator_figures
 from bench_images import cold_path, image_figures
+from bench_sharedfs import sharedfs_bench
 from common import REPO, Figure, against_target
 
-NAMES = ("images", "cold", "cluster", "exporter", "generate")
+NAMES = ("images", "cold", "cluster", "sharedfs", "exporter", "generate")
 
 
 def plan(smoke: bool, tag: str) -> dict[str, Callable[[], list[Figure]]]:
@@ -41,9 +42,8 @@ def plan(smoke: bool, tag: str) -> dict[str, Callable[[], list[Figure]]]:
     return {
         "images": lambda: image_figures(prefix, tag, base),
         "cold": lambda: cold_path(smoke=smoke),
-        "cluster": lambda: cluster_figures(
-            tag, Sizes(5, 1, build=True, fs_mb=1) if smoke else Sizes()
-        ),
+        "cluster": lambda: cluster_figures(tag, Sizes(5, 1, build=True) if smoke else Sizes()),
+        "sharedfs": lambda: sharedfs_bench(tag, 1 if smoke else 256, build=smoke),
         "exporter": lambda: exporter_figures(100 if smoke else 10_000, 1 if smoke else 5),
         "generate": lambda: generator_figures(2, 3) if smoke else generator_figures(),
     }

@@ -50,6 +50,14 @@ def test_generator_exporter_and_cold_path_benchmarks_run(tmp_path: Path) -> None
 
 @pytest.mark.docker
 def test_cluster_and_image_benchmarks_run(tmp_path: Path) -> None:
-    figures = smoke(tmp_path, "cluster,images")
-    for key in ("up_idle", "first_job", "throughput_ratio", "srun_ratio", "images_together"):
+    figures = smoke(tmp_path, "cluster,sharedfs,images")
+    for key in (
+        "up_idle",
+        "first_job",
+        "throughput_ratio",
+        "srun_ratio",
+        "images_together",
+        "sharedfs_write_ratio",
+        "sharedfs_read_ratio",
+    ):
         assert figures[key]["value"] > 0, key
