@@ -223,24 +223,6 @@ def test_2_workstation_reaches_the_controller_only_through_the_tunnel(dep: Deplo
     assert "UP" in ping, ping
 
 
-def test_2_shared_fs_spans_the_hosts(dep: Deployment) -> None:
-    """WireGuard: a file a user writes on a ws1 node is the user's on the cloud host's
-    slurmctld (GlusterFS over the tunnel). ssh mode: /shared stays each host's own volume."""
-    ws1 = dep.mh.workstation("ws1")
-    a1 = dep.container(ws1, "a1")
-    fstype = dep.docker(ws1, "exec", a1, "findmnt", "-no", "FSTYPE", "--target", "/shared")
-    if dep.mode != "wireguard":
-        assert fstype.strip() != "fuse.glusterfs", fstype
-        return
-    assert fstype.strip() == "fuse.glusterfs", fstype
-    dep.docker(ws1, "exec", a1, "runuser", "-u", "hpc", "--", "bash", "-c",
-               "echo from-a1 > /shared/mh-a1.txt && echo home > ~/mh-a1.txt")  # fmt: skip
-    got = dep.ctl(
-        "bash", "-c", "stat -c %U /shared/mh-a1.txt ~hpc/mh-a1.txt; cat /shared/mh-a1.txt"
-    )
-    assert got.split() == ["hpc", "hpc", "from-a1"], got
-
-
 def test_3_workstation_status_down_up(dep: Deployment) -> None:
     st = json.loads(dep.on("ws1", "hpcstack status --site {site} --json").stdout)
     assert st["host"].startswith("workstation"), st["host"]

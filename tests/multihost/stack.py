@@ -43,6 +43,8 @@ tunnel:
   ssh_port: 2222
 monitoring:
   enabled: false
+storage:
+  shared_fs: false  # not yet run on the separate-hosts harness: per-host /shared volumes
 sites:
   - name: cloud
     role: cloud
