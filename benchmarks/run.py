@@ -2,7 +2,8 @@
 
     benchmarks/run.py [--smoke] [--only NAME,...] [--tag TAG]
 
-NAMEs: images, cold, cluster, sharedfs, exporter, generate (default: all). One table on stdout
+NAMEs: images, cold, cluster, sharedfs, exporter, generate, load (default: all). One table on
+stdout
 with each figure, its target, the ratio (to the target, or to the figure it is compared with in
 the same run) and whether it is met; the same rows go to .bench/results.json. `--smoke` runs every
 figure's code path at a tiny size (no cold builds: clone and generate only) so `make test` can
@@ -29,10 +30,11 @@ from bench_cluster import Sizes, cluster_figures
 from bench_exporter import figures as exporter_figures
 from bench_generate import generator_figures
 from bench_images import cold_path, image_figures
+from bench_load import load_figures
 from bench_sharedfs import sharedfs_bench
 from common import REPO, Figure, against_target
 
-NAMES = ("images", "cold", "cluster", "sharedfs", "exporter", "generate")
+NAMES = ("images", "cold", "cluster", "sharedfs", "exporter", "generate", "load")
 
 
 def plan(smoke: bool, tag: str) -> dict[str, Callable[[], list[Figure]]]:
@@ -46,6 +48,7 @@ def plan(smoke: bool, tag: str) -> dict[str, Callable[[], list[Figure]]]:
         "sharedfs": lambda: sharedfs_bench(tag, 1 if smoke else 256, build=smoke),
         "exporter": lambda: exporter_figures(100 if smoke else 10_000, 1 if smoke else 5),
         "generate": lambda: generator_figures(2, 3) if smoke else generator_figures(),
+        "load": lambda: load_figures(tag, 20 if smoke else 10_000),
     }
 
 

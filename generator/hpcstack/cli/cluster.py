@@ -194,6 +194,8 @@ def print_status(st: Status, tunnel_mode: str = "wireguard") -> None:
     for j in st.jobs:
         jobs.add_row(j.job_id, j.name, j.user, j.state, j.elapsed, j.nodes, j.reason)
     out.print(jobs)
+    for line in st.attention():
+        err.print(f"[yellow]needs attention:[/] {line}")
     for e in st.errors:
         err.print(f"[red]{e}[/]")
 

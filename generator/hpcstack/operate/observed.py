@@ -77,6 +77,21 @@ class Status:
     errors: list[str] = field(default_factory=list)
     host: str = "controller"  # or "workstation (<engine>)": what this host could be asked
 
+    def attention(self) -> list[str]:
+        """What a person may have to act on: drained or down nodes with Slurm's reason, and held
+        jobs (the controller's healer clears the crash-made ones within seconds)."""
+        lines = [
+            f"node {n.name} is {n.state.lower()}: {n.reason or 'no reason given'}"
+            for n in self.nodes
+            if not n.ready
+        ]
+        lines += [
+            f"job {j.job_id} ({j.name}, {j.user}) is held: {j.reason}"
+            for j in self.jobs
+            if j.state == "PENDING" and is_held(j.reason)
+        ]
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "sites": {k: [asdict(s) for s in v] for k, v in self.sites.items()},
@@ -87,8 +102,15 @@ class Status:
             "targets": [asdict(t) for t in self.targets],
             "alerts": [asdict(a) for a in self.alerts],
             "errors": self.errors,
+            "attention": self.attention(),
             "host": self.host,
         }
+
+
+def is_held(reason: str) -> bool:
+    """squeue's %r for a held job: JobHeldAdmin/JobHeldUser, or Slurm's own description
+    (`launch failed requeued held`, `job requeued in held state`)."""
+    return reason.startswith("JobHeld") or "held" in reason.lower()
 
 
 def parse_scontrol_nodes(text: str) -> list[NodeState]:

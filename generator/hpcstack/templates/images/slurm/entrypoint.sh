@@ -37,6 +37,19 @@ link_config() {
   done
 }
 
+state_recovery_flags() {
+  # A controller killed before its first full state save (minutes after a fresh start) leaves
+  # job_state and clustername but no assoc_usage, and slurmctld then refuses every start
+  # ("fatal: No Assoc usage file ... to recover"). The missing files hold only usage counters,
+  # which are zero on such a young cluster: start with -i (ignore state-file errors) in exactly
+  # that case, and say so. Any other state is recovered as always (no flag).
+  local dir=$1
+  if [ -e "$dir/clustername" ] && [ ! -e "$dir/assoc_usage" ]; then
+    log "state in $dir has no assoc_usage yet (controller stopped before its first full save): starting slurmctld with -i; jobs, nodes and queue are recovered from job_state/node_state"
+    printf -- '-i'
+  fi
+}
+
 overlay_routes() {
   # Cloud-side services reach the overlay through the tunnel container.
   local net
@@ -121,7 +134,11 @@ case "$role" in
     overlay_routes
     mount_shared_fs
     install -d -o slurm -g slurm -m 0750 /var/spool/slurmctld
-    without_sys_admin slurmctld -D "$@"
+    # Supervised beside the controller (tini reaps it): resumes crash-made drains, releases
+    # Slurm's own launch-failure holds (see hpcstack-healer).
+    ( while true; do hpcstack-healer || log "healer exited ($?); restarting it"; sleep 5; done ) &
+    # shellcheck disable=SC2046  # zero or one flag
+    without_sys_admin slurmctld -D $(state_recovery_flags /var/spool/slurmctld) "$@"
     ;;
   slurmdbd)
     shift

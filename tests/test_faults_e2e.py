@@ -1,0 +1,212 @@
+"""Faults on the one-host default cluster: daemons and containers crash, the cluster heals itself.
+
+One cluster for the module; the tests run in order and each leaves the cluster healthy (both
+nodes idle, no node drained or down, a 2-node job runs), which the next one checks first.
+Crashes are real: SIGKILL of the daemon inside its container (its container exits and Docker's
+restart policy starts it again, as after any crash), `docker kill` of a node container.
+Each test prints the time it measured (README "What survives what").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from clusterlib import Controller, docker, hpcstack, running_cluster, started_at, wait_for
+
+pytestmark = pytest.mark.docker
+
+NAME = "hpcsflt"
+CTL = f"{NAME}-cloud-slurmctld-1"
+NODES = {"node1": f"{NAME}-local-node1-1", "node2": f"{NAME}-local-node2-1"}
+_CTL = Controller(CTL)
+TIMEOUT_S = 20  # slurmd_timeout: a vanished node is noticed quickly
+
+
+def definition(repo: Path) -> dict[str, Any]:
+    doc = yaml.safe_load((repo / "stack.yaml").read_text())
+    doc["cluster"]["name"] = NAME
+    doc["cluster"]["slurmd_timeout"] = TIMEOUT_S
+    doc["tunnel"].update({"subnet": "10.95.0.0/16", "port": 51895})
+    doc["monitoring"].update(
+        {"scrape_interval": "5s", "prometheus_port": 19095, "grafana_port": 13095}
+    )
+    doc["sites"][0]["subnet"] = "172.25.0.0/24"
+    doc["sites"][1]["subnet"] = "172.25.1.0/24"
+    return doc
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Iterator[Path]:
+    text = yaml.safe_dump(definition(repo), sort_keys=False)
+    with running_cluster(tmp_path_factory.mktemp("faults"), text, NAME) as out:
+        yield out
+
+
+def ctl(*argv: str, check: bool = True) -> str:
+    return _CTL.run(*argv, check=check)
+
+
+def submit(args: str) -> str:
+    job = _CTL.as_user(f"cd /shared && sbatch --parsable -o /dev/null {args}").strip()
+    assert job.split(";")[0].isdigit(), job
+    return job.split(";")[0]
+
+
+def squeue_state(job: str) -> str:
+    return ctl("squeue", "-h", "-j", job, "-o", "%T", check=False).strip()
+
+
+def sacct_states(job: str) -> list[str]:
+    """The latest run of each job (and array task) of `job`, from slurmdbd."""
+    out = ctl("sacct", "-n", "-X", "-P", "-j", job, "-o", "State", check=False)
+    return [s.split()[0] for s in out.split()]
+
+
+def crash(container: str, daemon: str) -> None:
+    """SIGKILL the daemon: tini (PID 1) exits with it and the restart policy brings the
+    container back, exactly as after a crash (never `docker kill`, a manual stop)."""
+    docker("exec", container, "sh", "-c", f"kill -KILL $(pidof {daemon})")
+
+
+def controller_answers() -> bool:
+    r = docker("exec", CTL, "scontrol", "ping", check=False)
+    return r.returncode == 0 and "is UP" in r.stdout
+
+
+def registered(node: str) -> bool:
+    """The node's slurmd has registered with the running controller (not a recovered view)."""
+    out = ctl("scontrol", "show", "node", node, check=False)
+    state = out.partition("State=")[2].split(" ")[0]
+    return state in ("IDLE", "MIXED", "ALLOCATED") and "Reason=" not in out
+
+
+def healthy() -> bool:
+    return controller_answers() and all(registered(n) for n in NODES)
+
+
+def assert_healthy(within: float = 90) -> float:
+    """Both nodes idle with no reason, then a 2-node job really runs. Seconds it took."""
+    start = time.monotonic()
+    wait_for("both nodes registered, no drain or down", healthy, timeout=within, interval=1)
+    out = ctl("srun", "--nodes=2", "--ntasks=2", "hostname")
+    assert sorted(out.split()) == ["node1", "node2"]
+    return time.monotonic() - start
+
+
+def wait_completed(job: str, count: int = 1, timeout: float = 120) -> list[str]:
+    """Every run of `job` ended COMPLETED in sacct (a requeued job: its last run)."""
+    return list(
+        wait_for(
+            f"job {job} COMPLETED in sacct",
+            lambda: (s := sacct_states(job)) and len(s) == count and set(s) == {"COMPLETED"} and s,
+            timeout=timeout,
+            interval=2,
+        )
+    )
+
+
+def wait_running(job: str, timeout: float = 30) -> None:
+    wait_for(f"job {job} running", lambda: squeue_state(job) == "RUNNING", timeout, 0.2)
+
+
+def test_1a_controller_killed_right_after_a_fresh_up(cluster: Path) -> None:
+    """Minutes after the first `up` the state directory has job_state but no assoc_usage yet;
+    slurmctld used to refuse every restart then. It must come back with the job."""
+    assert_healthy(within=60)
+    state = ctl("ls", "/var/spool/slurmctld").split()
+    job = submit("--nodes=2 --wrap 'srun sleep 8'")
+    wait_running(job)
+    before = started_at(CTL)
+    crash(CTL, "slurmctld")
+    killed = time.monotonic()
+    wait_for("slurmctld back", controller_answers, timeout=60, interval=0.5)
+    back = time.monotonic() - killed
+    assert started_at(CTL) != before
+    wait_completed(job, timeout=120)
+    done = time.monotonic() - killed
+    healed = assert_healthy()
+    log = docker("logs", "--since", before, CTL).stderr
+    print(
+        f"fresh-up SIGKILL (state had assoc_usage: {'assoc_usage' in state}): controller back "
+        f"{back:.0f}s, job COMPLETED {done:.0f}s after the kill, healthy {healed:.0f}s later"
+    )
+    assert "fatal" not in log, log[-2000:]
+
+
+def test_2_controller_graceful_restart_mid_job(cluster: Path) -> None:
+    assert_healthy()
+    job = submit("--nodes=2 --wrap 'srun sleep 10'")
+    wait_running(job)
+    t0 = time.monotonic()
+    docker("restart", CTL)  # SIGTERM, a graceful stop; `restart` keeps the restart policy
+    wait_for("slurmctld back", controller_answers, timeout=60, interval=0.5)
+    assert squeue_state(job) in ("RUNNING", "COMPLETING", "")
+    wait_completed(job)
+    print(f"graceful restart mid-job: job COMPLETED {time.monotonic() - t0:.0f}s after")
+    # a graceful stop saves every state file, assoc_usage included
+    assert "assoc_usage" in ctl("ls", "/var/spool/slurmctld").split()
+    assert_healthy()
+
+
+def test_1b_controller_killed_within_2s_of_allocating_a_2_node_job(cluster: Path) -> None:
+    assert_healthy()
+    queued = submit("--nodes=2 --begin=now+1hour --wrap hostname")  # must stay queued
+    job = submit("--nodes=2 --wrap 'srun sleep 5'")
+    wait_for("job allocated", lambda: squeue_state(job) in ("CONFIGURING", "RUNNING"), 10, 0.1)
+    t0 = time.monotonic()
+    crash(CTL, "slurmctld")
+    wait_for("slurmctld back", controller_answers, timeout=60, interval=0.5)
+    wait_completed(job, timeout=150)
+    healed = assert_healthy(within=120)
+    assert squeue_state(queued) == "PENDING"
+    ctl("scancel", queued)
+    print(
+        f"SIGKILL at allocation: job COMPLETED and nodes healthy "
+        f"{time.monotonic() - t0:.0f}s after the kill (last {healed:.0f}s healing)"
+    )
+
+
+def test_1c_controller_killed_mid_run_of_a_job_array(cluster: Path) -> None:
+    assert_healthy()
+    array = submit("--array=0-7 --ntasks=1 --wrap 'sleep 3'")
+    wait_for("array tasks running", lambda: "RUNNING" in ctl("squeue", "-h", "-o", "%T"), 20)
+    t0 = time.monotonic()
+    crash(CTL, "slurmctld")
+    wait_for("slurmctld back", controller_answers, timeout=60, interval=0.5)
+    wait_completed(array, count=8, timeout=150)
+    assert_healthy(within=120)
+    print(f"SIGKILL mid-array: all 8 tasks COMPLETED {time.monotonic() - t0:.0f}s after the kill")
+
+
+@pytest.mark.parametrize("how", ["slurmd crash", "docker kill"])
+def test_4_compute_node_lost_mid_job_requeues_on_the_other(cluster: Path, how: str) -> None:
+    assert_healthy()
+    victim, other = "node1", "node2"
+    job = submit(f"--nodes=1 --nodelist={victim} --wrap 'sleep 12'")
+    wait_running(job)
+    # Let it run on the victim only the first time: the requeued run goes to the other node.
+    ctl("scontrol", "update", f"JobId={job}", "ReqNodeList=", f"ExcNodeList={victim}")
+    t0 = time.monotonic()
+    if how == "slurmd crash":
+        crash(NODES[victim], "slurmd")
+    else:
+        docker("kill", NODES[victim])
+    wait_completed(job, timeout=180)
+    ran_on = ctl("sacct", "-n", "-X", "-P", "-j", job, "-o", "NodeList").split()
+    assert ran_on == [other], ran_on
+    requeued = ctl("scontrol", "show", "job", job, check=False)
+    done = time.monotonic() - t0
+    if how == "docker kill":
+        # `docker kill` is a stop by hand: Docker restarts nothing. `hpcstack up` brings it back.
+        hpcstack(cluster, "up")
+    healed = assert_healthy(within=120)
+    print(
+        f"{how} mid-job: job requeued and COMPLETED on {other} {done:.0f}s after, "
+        f"{victim} back {healed:.0f}s later ({requeued.count('Restarts=')} restart record)"
+    )
