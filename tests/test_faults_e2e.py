@@ -210,3 +210,50 @@ def test_4_compute_node_lost_mid_job_requeues_on_the_other(cluster: Path, how: s
         f"{how} mid-job: job requeued and COMPLETED on {other} {done:.0f}s after, "
         f"{victim} back {healed:.0f}s later ({requeued.count('Restarts=')} restart record)"
     )
+
+
+def test_3_accounting_down_across_job_ends_records_arrive_after(cluster: Path) -> None:
+    """MariaDB and slurmdbd stopped while jobs end: slurmctld queues the records and sends
+    them when slurmdbd is back. (Shortened: seconds, not the issue's 10 minutes.)"""
+    assert_healthy()
+    db, dbd = f"{NAME}-cloud-db-1", f"{NAME}-cloud-slurmdbd-1"
+    jobs: list[str] = []
+    docker("stop", dbd, db)
+    try:
+        jobs = [submit("--nodes=1 --wrap 'sleep 1'") for _ in range(4)]
+        wait_for(
+            "the jobs to end while accounting is down",
+            lambda: all(squeue_state(j) == "" for j in jobs),
+            timeout=60,
+        )
+        assert controller_answers()
+        assert "DBD Agent queue size" in ctl("sdiag")
+    finally:
+        docker("start", db, dbd)  # a start, not a restart policy override: as a person would
+    t0 = time.monotonic()
+    for job in jobs:
+        wait_completed(job, timeout=120)
+    print(f"accounting down across 4 job ends: all in sacct {time.monotonic() - t0:.0f}s after")
+    assert_healthy()
+
+
+def test_6_down_then_up_keeps_queued_and_held_jobs(cluster: Path) -> None:
+    assert_healthy()
+    queued = submit("--nodes=2 --begin=now+2hours --wrap hostname")
+    held = submit("--hold --nodes=1 --wrap hostname")
+    done = submit("--nodes=1 --wait --wrap true")
+    wait_completed(done)
+    t0 = time.monotonic()
+    hpcstack(cluster, "down")
+    assert docker("ps", "-q", "--filter", f"name={NAME}-").stdout.strip() == ""
+    hpcstack(cluster, "up", timeout=900)
+    back = time.monotonic() - t0
+    assert squeue_state(queued) == "PENDING"
+    assert squeue_state(held) == "PENDING"
+    assert "JobHeldUser" in ctl("squeue", "-h", "-j", held, "-o", "%r")
+    assert sacct_states(done) == ["COMPLETED"]
+    # `hpcstack status` shows the held job as needing attention
+    assert f"job {held} " in hpcstack(cluster, "status")
+    ctl("scancel", queued, held)
+    healed = assert_healthy()
+    print(f"down/up with queued+held jobs: back in {back:.0f}s, healthy {healed:.0f}s later")

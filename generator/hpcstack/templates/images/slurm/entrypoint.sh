@@ -165,7 +165,11 @@ case "$role" in
     done
     install -d -m 0755 /var/spool/slurmd
     hpcstack-rejoin "$@" &
-    without_sys_admin slurmd -D "$@"
+    # -b: this container starting IS the node booting. Without it slurmctld sees the host's
+    # unchanged boot time, never learns that the jobs it placed here died with the container,
+    # and shows them RUNNING for minutes; with it the node is "unexpectedly rebooted": its jobs
+    # are requeued (JobRequeue) and the controller's healer returns the node to service.
+    without_sys_admin slurmd -D -b "$@"
     ;;
   tunnel)
     shift
