@@ -156,8 +156,11 @@ case "$role" in
       [ -e "/dev/nvidia$i" ] || mknod -m 0666 "/dev/nvidia$i" c 195 "$i"
     done
     install -d -m 0755 /var/spool/slurmd
-    hpcstack-rejoin "$@" &
-    exec slurmd -D "$@"
+    # -b: this container starting IS the node booting. Without it slurmctld sees the host's
+    # unchanged boot time, never learns that the jobs it placed here died with the container,
+    # and shows them RUNNING for minutes; with it the node is "unexpectedly rebooted": its jobs
+    # are requeued (JobRequeue) and the controller's healer returns the node to service.
+    exec slurmd -D -b "$@"
     ;;
   tunnel)
     shift
