@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from clusterlib import Controller, docker, hpcstack, running_cluster, started_at, wait_for
+from hpcstack.operate.observed import NodeState, parse_scontrol_nodes
 
 pytestmark = pytest.mark.docker
 
@@ -79,21 +80,37 @@ def controller_answers() -> bool:
     return r.returncode == 0 and "is UP" in r.stdout
 
 
-def registered(node: str) -> bool:
-    """The node's slurmd has registered with the running controller (not a recovered view)."""
-    out = ctl("scontrol", "show", "node", node, check=False)
-    state = out.partition("State=")[2].split(" ")[0]
-    return state in ("IDLE", "MIXED", "ALLOCATED") and "Reason=" not in out
+def nodes() -> dict[str, NodeState]:
+    out = ctl("scontrol", "show", "node", "--oneliner", check=False)
+    return {n.name: n for n in parse_scontrol_nodes(out)}
 
 
 def healthy() -> bool:
-    return controller_answers() and all(registered(n) for n in NODES)
+    """Both nodes usable (idle/mixed/allocated, no DRAIN/DOWN/NOT_RESPONDING) with no reason,
+    as the running controller sees them."""
+    if not controller_answers():
+        return False
+    seen = nodes()
+    return all(n in seen and seen[n].ready and not seen[n].reason for n in NODES)
+
+
+def diagnostics() -> str:
+    return "\n".join(
+        [
+            ctl("sinfo", "-N", "-p", "all", "-o", "%N %T %E", check=False),
+            ctl("squeue", "-o", "%i %T %r %N", check=False),
+            docker("logs", "--tail", "40", CTL, check=False).stderr,
+        ]
+    )
 
 
 def assert_healthy(within: float = 90) -> float:
     """Both nodes idle with no reason, then a 2-node job really runs. Seconds it took."""
     start = time.monotonic()
-    wait_for("both nodes registered, no drain or down", healthy, timeout=within, interval=1)
+    try:
+        wait_for("both nodes usable, no drain or down", healthy, timeout=within, interval=1)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{diagnostics()}") from None
     out = ctl("srun", "--nodes=2", "--ntasks=2", "hostname")
     assert sorted(out.split()) == ["node1", "node2"]
     return time.monotonic() - start
@@ -101,14 +118,15 @@ def assert_healthy(within: float = 90) -> float:
 
 def wait_completed(job: str, count: int = 1, timeout: float = 120) -> list[str]:
     """Every run of `job` ended COMPLETED in sacct (a requeued job: its last run)."""
-    return list(
-        wait_for(
-            f"job {job} COMPLETED in sacct",
-            lambda: (s := sacct_states(job)) and len(s) == count and set(s) == {"COMPLETED"} and s,
-            timeout=timeout,
-            interval=2,
-        )
-    )
+
+    def done() -> list[str] | None:
+        s = sacct_states(job)
+        return s if len(s) == count and set(s) == {"COMPLETED"} else None
+
+    try:
+        return list(wait_for(f"job {job} COMPLETED in sacct", done, timeout=timeout, interval=2))
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{diagnostics()}") from None
 
 
 def wait_running(job: str, timeout: float = 30) -> None:
