@@ -216,7 +216,10 @@ def test_4_compute_node_lost_mid_job_is_requeued_and_completes(cluster: Path, ho
         docker("kill", NODES[victim])  # a stop by hand: Docker restarts nothing
     wait_for(
         f"job {job} requeued",
-        lambda: "Restarts=0 " not in ctl("scontrol", "show", "job", job, check=False),
+        lambda: (
+            "Restarts=" in (o := ctl("scontrol", "show", "job", job, check=False))
+            and "Restarts=0 " not in o
+        ),
         timeout=TIMEOUT_S * 4,
         interval=1,
     )
