@@ -9,6 +9,7 @@ Each test prints the time it measured (README "What survives what").
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ NAME = "hpcsflt"
 CTL = f"{NAME}-cloud-slurmctld-1"
 NODES = {"node1": f"{NAME}-local-node1-1", "node2": f"{NAME}-local-node2-1"}
 _CTL = Controller(CTL)
+CTL_ADDR = "172.25.0.12"  # slurmctld on the cloud site network of definition()
 TIMEOUT_S = 20  # slurmd_timeout: a vanished node is noticed quickly
 
 
@@ -282,3 +284,28 @@ def test_6_down_then_up_keeps_queued_and_held_jobs(cluster: Path) -> None:
     ctl("scancel", queued, held)
     healed = assert_healthy()
     print(f"down/up with queued+held jobs: back in {back:.0f}s, healthy {healed:.0f}s later")
+
+
+def test_8_a_node_with_another_clusters_munge_key_is_refused(cluster: Path, tmp_path: Path) -> None:
+    """A slurmd with a foreign munge key (on the controller's own network, so only munge
+    stands in the way) gets no configuration and never joins; both sides' logs say why."""
+    key = tmp_path / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o444)
+    since = ctl("date", "-u", "+%Y-%m-%dT%H:%M:%S").strip()
+    r = docker(
+        "run", "--rm", "--network", f"{NAME}-cloud", "-v", f"{key}:/run/secrets/munge_key:ro",
+        "hpcstack-slurm:0.1.0", "bash", "-c",
+        ". /usr/local/lib/hpcstack/contract.sh; install -o munge -m 0400 "
+        "$HPCSTACK_MUNGE_KEY_SECRET /etc/munge/munge.key; install -d -o munge /run/munge; "
+        "setpriv --reuid munge --regid munge --init-groups munged --force; "
+        "timeout 20 slurmd -D -Z -N rogue --conf-server 172.25.0.12:6817",
+        check=False, timeout=60,
+    )  # fmt: skip
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert "rogue" not in ctl("sinfo", "-h", "-N", "-o", "%N")
+    ctl_log = docker("logs", "--since", since, CTL).stderr
+    assert "munge" in ctl_log.lower() or "auth" in ctl_log.lower(), ctl_log[-2000:]
+    print(f"foreign munge key: slurmd says {out.strip().splitlines()[-1]!r}")
+    assert_healthy()
