@@ -299,7 +299,7 @@ def test_8_a_node_with_another_clusters_munge_key_is_refused(cluster: Path, tmp_
         ". /usr/local/lib/hpcstack/contract.sh; install -o munge -m 0400 "
         "$HPCSTACK_MUNGE_KEY_SECRET /etc/munge/munge.key; install -d -o munge /run/munge; "
         "setpriv --reuid munge --regid munge --init-groups munged --force; "
-        "timeout 20 slurmd -D -Z -N rogue --conf-server 172.25.0.12:6817",
+        f"timeout 20 slurmd -D -Z -N rogue --conf-server {CTL_ADDR}:6817",
         check=False, timeout=60,
     )  # fmt: skip
     out = r.stdout + r.stderr
