@@ -131,6 +131,31 @@ def wait_completed(job: str, count: int = 1, timeout: float = 120) -> list[str]:
         raise AssertionError(f"{exc}\n{diagnostics()}") from None
 
 
+def ctl_clock() -> float:
+    return float(ctl("date", "+%s.%N"))
+
+
+def wait_saved(after: float) -> None:
+    """slurmctld writes job_state asynchronously (batched, about a second behind): a change
+    made in the last moment before a SIGKILL is lost (README: What survives what). Wait until
+    everything up to `after` is on disk, so the kill tests what Slurm promises."""
+
+    def saved() -> bool:
+        out = ctl("stat", "-c", "%.9Y", "/var/spool/slurmctld/job_state", check=False).strip()
+        return bool(out) and float(out) > after
+
+    wait_for("slurmctld to save its job state", saved, timeout=20, interval=0.2)
+
+
+def submit_saved_then_release(args: str) -> str:
+    """A held job, released once its record is on disk: the kill that follows its allocation
+    loses only the allocation, never the job."""
+    job = submit(f"--hold {args}")
+    wait_saved(ctl_clock())
+    ctl("scontrol", "release", job)
+    return job
+
+
 def wait_running(job: str, timeout: float = 30) -> None:
     wait_for(f"job {job} running", lambda: squeue_state(job) == "RUNNING", timeout, 0.2)
 
@@ -140,7 +165,7 @@ def test_1a_controller_killed_right_after_a_fresh_up(cluster: Path) -> None:
     slurmctld used to refuse every restart then. It must come back with the job."""
     assert_healthy(within=60)
     state = ctl("ls", "/var/spool/slurmctld").split()
-    job = submit("--nodes=2 --wrap 'srun sleep 8'")
+    job = submit_saved_then_release("--nodes=2 --wrap 'srun sleep 8'")
     wait_running(job)
     before = started_at(CTL)
     crash(CTL, "slurmctld")
@@ -177,7 +202,7 @@ def test_2_controller_graceful_restart_mid_job(cluster: Path) -> None:
 def test_1b_controller_killed_within_2s_of_allocating_a_2_node_job(cluster: Path) -> None:
     assert_healthy()
     queued = submit("--nodes=2 --begin=now+1hour --wrap hostname")  # must stay queued
-    job = submit("--nodes=2 --wrap 'srun sleep 5'")
+    job = submit_saved_then_release("--nodes=2 --wrap 'srun sleep 5'")
     wait_for("job allocated", lambda: squeue_state(job) in ("CONFIGURING", "RUNNING"), 10, 0.1)
     t0 = time.monotonic()
     crash(CTL, "slurmctld")
@@ -194,8 +219,14 @@ def test_1b_controller_killed_within_2s_of_allocating_a_2_node_job(cluster: Path
 
 def test_1c_controller_killed_mid_run_of_a_job_array(cluster: Path) -> None:
     assert_healthy()
-    array = submit("--array=0-7 --ntasks=1 --wrap 'sleep 3'")
-    wait_for("array tasks running", lambda: "RUNNING" in ctl("squeue", "-h", "-o", "%T"), 20)
+    array = submit("--array=0-7 --ntasks=1 --wrap 'sleep 6'")
+    wait_for(
+        "4 array tasks running",
+        lambda: ctl("squeue", "-h", "-t", "RUNNING", "-o", "%i").count("_") == 4,
+        timeout=30,
+        interval=0.2,
+    )
+    wait_saved(ctl_clock())  # the tasks' starts on disk; none ends before the kill
     t0 = time.monotonic()
     crash(CTL, "slurmctld")
     wait_for("slurmctld back", controller_answers, timeout=60, interval=0.5)
