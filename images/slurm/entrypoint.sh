@@ -156,6 +156,7 @@ case "$role" in
       [ -e "/dev/nvidia$i" ] || mknod -m 0666 "/dev/nvidia$i" c 195 "$i"
     done
     install -d -m 0755 /var/spool/slurmd
+    hpcstack-rejoin "$@" &
     # -b: this container starting IS the node booting. Without it slurmctld sees the host's
     # unchanged boot time, never learns that the jobs it placed here died with the container,
     # and shows them RUNNING for minutes; with it the node is "unexpectedly rebooted": its jobs
