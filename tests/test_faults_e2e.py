@@ -147,12 +147,12 @@ def wait_saved(after: float) -> None:
     wait_for("slurmctld to save its job state", saved, timeout=20, interval=0.2)
 
 
-def submit_saved_then_release(args: str) -> str:
-    """A held job, released once its record is on disk: the kill that follows its allocation
-    loses only the allocation, never the job."""
-    job = submit(f"--hold {args}")
+def submit_saved(args: str) -> str:
+    """A job that becomes eligible 4 s after submission, by when its record is on disk: the
+    kill that follows its allocation can lose only the allocation, never the job. (Not a hold
+    and release: a release in the unsaved second is lost, and the job is held again.)"""
+    job = submit(f"--begin=now+4 {args}")
     wait_saved(ctl_clock())
-    ctl("scontrol", "release", job)
     return job
 
 
@@ -165,7 +165,7 @@ def test_1a_controller_killed_right_after_a_fresh_up(cluster: Path) -> None:
     slurmctld used to refuse every restart then. It must come back with the job."""
     assert_healthy(within=60)
     state = ctl("ls", "/var/spool/slurmctld").split()
-    job = submit_saved_then_release("--nodes=2 --wrap 'srun sleep 8'")
+    job = submit_saved("--nodes=2 --wrap 'srun sleep 8'")
     wait_running(job)
     before = started_at(CTL)
     crash(CTL, "slurmctld")
@@ -202,7 +202,7 @@ def test_2_controller_graceful_restart_mid_job(cluster: Path) -> None:
 def test_1b_controller_killed_within_2s_of_allocating_a_2_node_job(cluster: Path) -> None:
     assert_healthy()
     queued = submit("--nodes=2 --begin=now+1hour --wrap hostname")  # must stay queued
-    job = submit_saved_then_release("--nodes=2 --wrap 'srun sleep 5'")
+    job = submit_saved("--nodes=2 --wrap 'srun sleep 5'")
     wait_for("job allocated", lambda: squeue_state(job) in ("CONFIGURING", "RUNNING"), 10, 0.1)
     t0 = time.monotonic()
     crash(CTL, "slurmctld")
