@@ -156,7 +156,8 @@ def submit_saved(args: str) -> str:
     return job
 
 
-def wait_running(job: str, timeout: float = 30) -> None:
+def wait_running(job: str, timeout: float = 75) -> None:
+    # a job made eligible later waits for the next scheduling pass (backfill: every 30 s)
     wait_for(f"job {job} running", lambda: squeue_state(job) == "RUNNING", timeout, 0.2)
 
 
@@ -203,7 +204,7 @@ def test_1b_controller_killed_within_2s_of_allocating_a_2_node_job(cluster: Path
     assert_healthy()
     queued = submit("--nodes=2 --begin=now+1hour --wrap hostname")  # must stay queued
     job = submit_saved("--nodes=2 --wrap 'srun sleep 5'")
-    wait_for("job allocated", lambda: squeue_state(job) in ("CONFIGURING", "RUNNING"), 10, 0.1)
+    wait_for("job allocated", lambda: squeue_state(job) in ("CONFIGURING", "RUNNING"), 75, 0.1)
     t0 = time.monotonic()
     crash(CTL, "slurmctld")
     wait_for("slurmctld back", controller_answers, timeout=60, interval=0.5)
