@@ -5,7 +5,7 @@
 # pinging it: it asks a DOWN node to re-register only every 20 ping rounds or so (minutes). The
 # node can tell sooner. Once its own scontrol reaches the controller again and finds itself DOWN
 # for Slurm's own reason "Not responding" (never a reason a person set), it asks to be resumed;
-# the controller pings it at once and, with ReturnToService=2, it is idle again in seconds.
+# the controller pings it at once and, with ReturnToService=1 (faults-0001), it is idle again in seconds.
 set -uo pipefail
 # shellcheck source=/dev/null
 . /usr/local/lib/hpcstack/contract.sh
