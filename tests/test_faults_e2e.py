@@ -51,9 +51,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Iterator[Pa
         yield out
 
 
-# Not yet seen green on a real run (the shared engine's lock queue left no turn for it before
-# the deadline): allowed to fail, reported honestly in the README. Remove once green twice.
-UNPROVEN = pytest.mark.xfail(strict=False, reason="not yet run green twice on a live cluster")
+# Green on one full run (2026-12-02 02:52 UTC, figures in the README) but not yet twice: the
+# shared engine's lock queue left no second turn before the deadline. Allowed to fail until
+# then; remove once green twice.
+UNPROVEN = pytest.mark.xfail(strict=False, reason="green once on a live cluster, not yet twice")
 
 
 @pytest.fixture(autouse=True)
