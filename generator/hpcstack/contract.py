@@ -15,14 +15,10 @@ import re
 SLURMCTLD_PORT = 6817
 SLURMD_PORT = 6818
 SLURMDBD_PORT = 6819
+SLURMRESTD_PORT = 6820  # slurmrestd inside its container; published on the host's 127.0.0.1
 SRUN_PORT_RANGE = (60001, 60999)
 SSHD_PORT = 22  # the cloud sshd inside its container (ssh mode); published on tunnel.ssh_port
 NODE_PORT_BASE = 17001  # ssh mode: the first controller-side port of a tunneled node
-# The shared filesystem (GlusterFS): glusterd's management port and the one brick's port.
-FS_MGMT_PORT = 24007
-FS_BRICK_PORT = 49152
-FS_PING_TIMEOUT_S = 10  # a cut to the fs server is an error after this long (GlusterFS: 42 s)
-FS_RETRY_S = 10  # a node that could not mount at start tries again this often
 EXPORTER_PORTS: dict[str, int] = {
     "prometheus": 9090,
     "node-exporter": 9100,
@@ -43,7 +39,7 @@ SERVICE_HOSTS: dict[str, int] = {
     "slurm-exporter": 17,
     "dcgm-exporter": 18,
     "sshd": 19,
-    "fs": 9,  # the shared filesystem server (below FIRST_NODE_HOST: cloud sites may have nodes)
+    "slurmrestd": 8,
 }
 FIRST_NODE_HOST = 20
 # Overlay host numbers inside a site's overlay block: hub .1, nodes from .4.
@@ -60,6 +56,7 @@ REJOIN_INTERVAL_S = 10
 JOB_USER = "hpc"  # the demo's unprivileged user in the images
 JOB_USER_UID = 1000
 SSH_USER = "tunnel"  # ssh mode: the only login the cloud sshd accepts
+REST_USER = "slurmrest"  # slurmrestd refuses root and SlurmUser: it runs as this one
 
 # --- names -----------------------------------------------------------------------------------
 HUB = "hub"  # the WireGuard hub's peer name
@@ -87,13 +84,10 @@ SSH_JUMP_KNOWN_HOSTS = "jump_known_hosts"  # optional, the operator adds the bas
 SECRETS_DIR = "/run/secrets"  # compose secrets
 SSHD_HOST_KEY_PATH = "/etc/ssh/hpcstack_host_ed25519_key"  # the sshd host key, copied at start
 SSHD_AUTHORIZED_KEYS_DIR = "/etc/ssh/authorized_keys.d"  # sshd_config's AuthorizedKeysFile %u
+JWT_KEY_PATH = "/run/hpcstack-jwt/jwt_hs256.key"  # the entrypoint installs it here, slurm 0400
 GPU_JOB_DIR = "/run/hpcstack/gpu-jobs"  # the Slurm prolog writes one file per GPU index here
 DEMO_DIR = "/opt/hpcstack/demo"
 SHARED_DIR = "/shared"
-HOME_DIR = "/home"  # users' homes: on the shared filesystem like SHARED_DIR
-FS_VOLUME = "hpcfs"  # the GlusterFS volume's name on the fs server
-FS_BRICK_DIR = "/srv/hpcstack-fs/brick"  # the server's brick, on a named volume
-FS_MOUNT_DIR = "/mnt/hpcstack-fs"  # a client mounts the volume here, then binds its subdirectories
 LIB_DIR = "/usr/local/lib/hpcstack"  # shell files the images' scripts source
 CONTRACT_PATH = f"{LIB_DIR}/contract.sh"  # where the images keep contract.sh
 
@@ -103,6 +97,7 @@ DB_PASSWORD_SECRET = "db_password"
 WG_KEY_SECRET = "wg_key"  # this container's WireGuard private key
 SSH_KEY_SECRET = "ssh_key"  # a local site's ssh client key
 SSH_HOST_KEY_SECRET = "ssh_host_key"  # the cloud sshd's host key
+JWT_KEY_SECRET = "jwt_key"  # the HS256 key slurmctld and slurmdbd check REST tokens with
 
 # --- per-container environment compose sets (names only; the values come from the plan) -----
 ENV_WG_PEER = "HPCSTACK_WG_PEER"  # this container's WireGuard peer name
@@ -111,9 +106,6 @@ ENV_DNAT = "HPCSTACK_DNAT"  # ssh mode: `dest=to` pairs a node rewrites
 ENV_OVERLAY_VIA = "HPCSTACK_OVERLAY_VIA"  # cloud-side services: the tunnel's address
 ENV_OVERLAY_NETS = "HPCSTACK_OVERLAY_NETS"  # ... and the overlay networks routed through it
 ENV_MKNOD_GPUS = "HPCSTACK_MKNOD_GPUS"  # gpu_runtime mknod: the device numbers to create
-ENV_FS_SERVER = "HPCSTACK_FS_SERVER"  # a shared-filesystem client: the server's address
-ENV_FS_WAIT = "HPCSTACK_FS_WAIT"  # ... and how many seconds it waits for the mount at start
-ENV_FS_ALLOW = "HPCSTACK_FS_ALLOW"  # the fs server: the networks its clients come from
 # wireguard/<site>/<peer>.env, which hpcstack-tunnel sources: the interface settings `wg setconf`
 # does not read (the .conf beside it holds only what it does).
 WG_ENV_ADDRESS = "HPCSTACK_WG_ADDRESS"  # the peer's overlay address with prefix length
@@ -127,6 +119,10 @@ def shell_variables() -> dict[str, str]:
         "HPCSTACK_SLURMCTLD_PORT": str(SLURMCTLD_PORT),
         "HPCSTACK_SLURMD_PORT": str(SLURMD_PORT),
         "HPCSTACK_SLURMDBD_PORT": str(SLURMDBD_PORT),
+        "HPCSTACK_SLURMRESTD_PORT": str(SLURMRESTD_PORT),
+        "HPCSTACK_REST_USER": REST_USER,
+        "HPCSTACK_JWT_KEY_SECRET": f"{SECRETS_DIR}/{JWT_KEY_SECRET}",
+        "HPCSTACK_JWT_KEY_PATH": JWT_KEY_PATH,
         "HPCSTACK_SSHD_PORT": str(SSHD_PORT),
         "HPCSTACK_SSH_USER": SSH_USER,
         "HPCSTACK_SSH_HOST_ALIAS": SSH_HOST_ALIAS,
@@ -152,13 +148,4 @@ def shell_variables() -> dict[str, str]:
         "HPCSTACK_DEMO_DIR": DEMO_DIR,
         "HPCSTACK_LIB_DIR": LIB_DIR,
         "HPCSTACK_REJOIN_INTERVAL_S": str(REJOIN_INTERVAL_S),
-        "HPCSTACK_SHARED_DIR": SHARED_DIR,
-        "HPCSTACK_HOME_DIR": HOME_DIR,
-        "HPCSTACK_FS_VOLUME": FS_VOLUME,
-        "HPCSTACK_FS_BRICK_DIR": FS_BRICK_DIR,
-        "HPCSTACK_FS_MOUNT_DIR": FS_MOUNT_DIR,
-        "HPCSTACK_FS_MGMT_PORT": str(FS_MGMT_PORT),
-        "HPCSTACK_FS_BRICK_PORT": str(FS_BRICK_PORT),
-        "HPCSTACK_FS_PING_TIMEOUT_S": str(FS_PING_TIMEOUT_S),
-        "HPCSTACK_FS_RETRY_S": str(FS_RETRY_S),
     }

@@ -20,11 +20,6 @@ case "${1:-}" in
   tunnel)
     wg show "$HPCSTACK_WG_IFACE" >/dev/null 2>&1
     ;;
-  fs)
-    # shellcheck source-path=SCRIPTDIR source=sharedfs.sh
-    . "$HPCSTACK_LIB_DIR/sharedfs.sh"
-    fs_volume_ready
-    ;;
   sshd)
     ss -Htln "sport = :$HPCSTACK_SSHD_PORT" | grep -q .
     ;;
@@ -32,8 +27,18 @@ case "${1:-}" in
     # The local forward to slurmctld is bound only once ssh is logged in with every forward.
     ss -Htln "sport = :$HPCSTACK_SLURMCTLD_PORT" | grep -q .
     ;;
+  slurmrestd)
+    # Serving HTTP: the OpenAPI description answers 200 (every data endpoint needs a token).
+    python3 - "http://127.0.0.1:$HPCSTACK_SLURMRESTD_PORT/openapi/v3" <<'PY'
+import sys
+import urllib.request
+
+with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
+    sys.exit(0 if r.status == 200 else 1)
+PY
+    ;;
   *)
-    echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel|fs|sshd|ssh-tunnel" >&2
+    echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel|sshd|ssh-tunnel|slurmrestd" >&2
     exit 2
     ;;
 esac
