@@ -29,13 +29,19 @@ case "${1:-}" in
     ss -Htln "sport = :$HPCSTACK_SLURMCTLD_PORT" | grep -q .
     ;;
   slurmrestd)
-    # Serving HTTP: the OpenAPI description answers 200 (every data endpoint needs a token).
+    # Serving with JWT auth loaded: every path, /openapi/v3 included, needs a token, which a
+    # healthcheck must not hold, so slurmrestd's own JSON refusal (401) is the sign of life.
     python3 - "http://127.0.0.1:$HPCSTACK_SLURMRESTD_PORT/openapi/v3" <<'PY'
+import json
 import sys
+import urllib.error
 import urllib.request
 
-with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
-    sys.exit(0 if r.status == 200 else 1)
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=5)
+except urllib.error.HTTPError as exc:
+    sys.exit(0 if exc.code == 401 and "errors" in json.loads(exc.read()) else 1)
+sys.exit(0)
 PY
     ;;
   *)
