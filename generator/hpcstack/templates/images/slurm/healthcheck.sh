@@ -29,19 +29,11 @@ case "${1:-}" in
     ;;
   slurmrestd)
     # Serving with JWT auth loaded: every path, /openapi/v3 included, needs a token, which a
-    # healthcheck must not hold, so slurmrestd's own JSON refusal (401) is the sign of life.
-    python3 - "http://127.0.0.1:$HPCSTACK_SLURMRESTD_PORT/openapi/v3" <<'PY'
-import json
-import sys
-import urllib.error
-import urllib.request
-
-try:
-    urllib.request.urlopen(sys.argv[1], timeout=5)
-except urllib.error.HTTPError as exc:
-    sys.exit(0 if exc.code == 401 and "errors" in json.loads(exc.read()) else 1)
-sys.exit(0)
-PY
+    # healthcheck must not hold: slurmrestd's refusal (HTTP 401) is the sign of life.
+    exec 3<>"/dev/tcp/127.0.0.1/$HPCSTACK_SLURMRESTD_PORT" || exit 1
+    printf 'GET /openapi/v3 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
+    IFS= read -r -t 5 status <&3 || exit 1
+    [[ $status =~ ^HTTP/1\.[01]\ (200|401)\  ]]
     ;;
   *)
     echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel|sshd|ssh-tunnel|slurmrestd" >&2
