@@ -156,7 +156,7 @@ def test_a_token_signed_with_another_key_is_refused(cluster: Path) -> None:
 
 
 def test_an_expired_token_is_refused(cluster: Path) -> None:
-    tok = token(cluster, "--user", USER, "--lifespan", "2")
+    tok = token(cluster, "--user", USER, "--lifespan", "6")  # slack for a slow CLI start
     assert request(f"/slurm/{API}/nodes", tok)[0] == 200
     exp = claims(tok)["exp"]
     wait_for("the token to expire", lambda: time.time() > exp + 1, timeout=10)
