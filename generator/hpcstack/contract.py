@@ -19,6 +19,11 @@ SLURMRESTD_PORT = 6820  # slurmrestd inside its container; published on the host
 SRUN_PORT_RANGE = (60001, 60999)
 SSHD_PORT = 22  # the cloud sshd inside its container (ssh mode); published on tunnel.ssh_port
 NODE_PORT_BASE = 17001  # ssh mode: the first controller-side port of a tunneled node
+# The shared filesystem (GlusterFS): glusterd's management port and the one brick's port.
+FS_MGMT_PORT = 24007
+FS_BRICK_PORT = 49152
+FS_PING_TIMEOUT_S = 10  # a cut to the fs server is an error after this long (GlusterFS: 42 s)
+FS_RETRY_S = 10  # a node that could not mount at start tries again this often
 EXPORTER_PORTS: dict[str, int] = {
     "prometheus": 9090,
     "node-exporter": 9100,
@@ -40,6 +45,7 @@ SERVICE_HOSTS: dict[str, int] = {
     "dcgm-exporter": 18,
     "sshd": 19,
     "slurmrestd": 8,
+    "fs": 9,  # the shared filesystem server (below FIRST_NODE_HOST: cloud sites may have nodes)
 }
 FIRST_NODE_HOST = 20
 # Overlay host numbers inside a site's overlay block: hub .1, nodes from .4.
@@ -88,6 +94,10 @@ JWT_KEY_PATH = "/run/hpcstack-jwt/jwt_hs256.key"  # the entrypoint installs it h
 GPU_JOB_DIR = "/run/hpcstack/gpu-jobs"  # the Slurm prolog writes one file per GPU index here
 DEMO_DIR = "/opt/hpcstack/demo"
 SHARED_DIR = "/shared"
+HOME_DIR = "/home"  # users' homes: on the shared filesystem like SHARED_DIR
+FS_VOLUME = "hpcfs"  # the GlusterFS volume's name on the fs server
+FS_BRICK_DIR = "/srv/hpcstack-fs/brick"  # the server's brick, on a named volume
+FS_MOUNT_DIR = "/mnt/hpcstack-fs"  # a client mounts the volume here, then binds its subdirectories
 LIB_DIR = "/usr/local/lib/hpcstack"  # shell files the images' scripts source
 CONTRACT_PATH = f"{LIB_DIR}/contract.sh"  # where the images keep contract.sh
 
@@ -106,6 +116,9 @@ ENV_DNAT = "HPCSTACK_DNAT"  # ssh mode: `dest=to` pairs a node rewrites
 ENV_OVERLAY_VIA = "HPCSTACK_OVERLAY_VIA"  # cloud-side services: the tunnel's address
 ENV_OVERLAY_NETS = "HPCSTACK_OVERLAY_NETS"  # ... and the overlay networks routed through it
 ENV_MKNOD_GPUS = "HPCSTACK_MKNOD_GPUS"  # gpu_runtime mknod: the device numbers to create
+ENV_FS_SERVER = "HPCSTACK_FS_SERVER"  # a shared-filesystem client: the server's address
+ENV_FS_WAIT = "HPCSTACK_FS_WAIT"  # ... and how many seconds it waits for the mount at start
+ENV_FS_ALLOW = "HPCSTACK_FS_ALLOW"  # the fs server: the networks its clients come from
 # wireguard/<site>/<peer>.env, which hpcstack-tunnel sources: the interface settings `wg setconf`
 # does not read (the .conf beside it holds only what it does).
 WG_ENV_ADDRESS = "HPCSTACK_WG_ADDRESS"  # the peer's overlay address with prefix length
@@ -148,4 +161,13 @@ def shell_variables() -> dict[str, str]:
         "HPCSTACK_DEMO_DIR": DEMO_DIR,
         "HPCSTACK_LIB_DIR": LIB_DIR,
         "HPCSTACK_REJOIN_INTERVAL_S": str(REJOIN_INTERVAL_S),
+        "HPCSTACK_SHARED_DIR": SHARED_DIR,
+        "HPCSTACK_HOME_DIR": HOME_DIR,
+        "HPCSTACK_FS_VOLUME": FS_VOLUME,
+        "HPCSTACK_FS_BRICK_DIR": FS_BRICK_DIR,
+        "HPCSTACK_FS_MOUNT_DIR": FS_MOUNT_DIR,
+        "HPCSTACK_FS_MGMT_PORT": str(FS_MGMT_PORT),
+        "HPCSTACK_FS_BRICK_PORT": str(FS_BRICK_PORT),
+        "HPCSTACK_FS_PING_TIMEOUT_S": str(FS_PING_TIMEOUT_S),
+        "HPCSTACK_FS_RETRY_S": str(FS_RETRY_S),
     }

@@ -21,6 +21,11 @@ case "${1:-}" in
   tunnel)
     wg show "$HPCSTACK_WG_IFACE" >/dev/null 2>&1
     ;;
+  fs)
+    # shellcheck source-path=SCRIPTDIR source=sharedfs.sh
+    . "$HPCSTACK_LIB_DIR/sharedfs.sh"
+    fs_volume_ready
+    ;;
   sshd)
     ss -Htln "sport = :$HPCSTACK_SSHD_PORT" | grep -q .
     ;;
@@ -37,7 +42,7 @@ case "${1:-}" in
     [[ $status =~ ^HTTP/1\.[01]\ (200|401)\  ]]
     ;;
   *)
-    echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel|sshd|ssh-tunnel|slurmrestd" >&2
+    echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel|fs|sshd|ssh-tunnel|slurmrestd" >&2
     exit 2
     ;;
 esac

@@ -128,6 +128,36 @@ class NodeGroup(Strict):
         return [f"{self.prefix}{i}" for i in range(1, self.count + 1)]
 
 
+# A path in a bind mount: plain characters (no ':' or ',' that compose or mount would parse).
+MOUNT_PATH_RE = re.compile(r"[A-Za-z0-9._@+/-]{1,1024}")
+MAX_MOUNTS_PER_SITE = 64
+
+
+def absolute_path(value: str) -> str:
+    """`value` if it is an absolute, normalised path of plain characters."""
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} is a relative path: write it from / (e.g. /data/{value})")
+    if MOUNT_PATH_RE.fullmatch(value) is None:
+        raise ValueError(f"{value!r}: only letters, digits and . _ @ + - / may appear in a path")
+    parts = value.split("/")[1:]
+    if value != "/" and any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"{value!r} is not a normalised path (no '//', '.', '..' or trailing /)")
+    return value
+
+
+class Mount(Strict):
+    """A directory of the site's host bind-mounted into every node container of the site."""
+
+    source: str = Field(description="absolute path on the host")
+    target: str = Field(description="absolute path in the node containers")
+    read_only: bool = True
+
+    @field_validator("source", "target")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        return absolute_path(v)
+
+
 class Site(Strict):
     name: str
     role: Literal["cloud", "local"]
@@ -141,6 +171,11 @@ class Site(Strict):
         None, description="tunnel addresses for this site (default: derived)"
     )
     nodes: list[NodeGroup] = Field([], max_length=MAX_GROUPS_PER_SITE)
+    mounts: list[Mount] = Field(
+        [],
+        max_length=MAX_MOUNTS_PER_SITE,
+        description="site-local data (host path -> node path), read-only unless read_only: false",
+    )
 
     @field_validator("subnet", "overlay")
     @classmethod
@@ -195,6 +230,30 @@ class Monitoring(Strict):
     dcgm: bool = True
     prometheus_port: Number = Field(9090, ge=1, le=65535, description="on the host's 127.0.0.1")
     grafana_port: Number = Field(3000, ge=1, le=65535, description="on the host's 127.0.0.1")
+
+
+class Storage(Strict):
+    """The shared filesystem (GlusterFS from the cloud site, see docs/decisions/sharedfs-0001)
+    and where `sites[].mounts` may take data from."""
+
+    shared_fs: bool | None = Field(
+        None,
+        description="serve /home and /shared from the cloud site to every node over the "
+        "overlay (default: on with WireGuard, off in ssh mode)",
+    )
+    mount_wait: Number = Field(
+        60, ge=0, le=3600, description="seconds a node waits for the shared filesystem at start"
+    )
+    mount_roots: list[str] = Field(
+        ["/data", "/datasets", "/mnt", "/scratch", "/srv"],
+        max_length=32,
+        description="host directories sites[].mounts may take their source from",
+    )
+
+    @field_validator("mount_roots")
+    @classmethod
+    def _absolute(cls, v: list[str]) -> list[str]:
+        return [absolute_path(p) for p in v]
 
 
 class Rest(Strict):
@@ -268,6 +327,7 @@ class Stack(Strict):
     images: Images = Images()
     tunnel: Tunnel = Tunnel()
     monitoring: Monitoring = Monitoring()
+    storage: Storage = Storage()
     rest: Rest = Rest()
     aws: Aws = Aws()
     sites: list[Site] = Field(min_length=1, max_length=MAX_SITES)
@@ -277,6 +337,13 @@ class Stack(Strict):
             if s.name == name:
                 return s
         raise KeyError(name)
+
+    @property
+    def shared_fs(self) -> bool:
+        """Whether the cloud site serves the shared filesystem (the default follows the mode)."""
+        if self.storage.shared_fs is None:
+            return self.tunnel.mode == "wireguard"
+        return self.storage.shared_fs
 
     @property
     def base_image(self) -> str:

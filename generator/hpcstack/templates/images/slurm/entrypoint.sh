@@ -1,7 +1,7 @@
 #!/bin/bash
 # hpcstack entrypoint: one image, the role chosen by the first argument.
 #   slurmctld | slurmdbd | slurmd [slurmd args...] | tunnel | sshd | sshd-keys | ssh-tunnel
-#   | slurmrestd | slurm-exporter [args] | <any command>
+#   | fs | slurmrestd | slurm-exporter [args] | <any command>
 # Runs under tini (PID 1, forwards signals); the daemon runs in the foreground and logs to stdout.
 # Secrets are read from compose secrets (HPCSTACK_SECRETS_DIR), never from the environment.
 # The names, ports and paths shared with the generator come from contract.sh.
@@ -10,6 +10,8 @@ set -euo pipefail
 . /usr/local/lib/hpcstack/contract.sh
 # shellcheck source-path=SCRIPTDIR source=keyrefs.sh
 . "$HPCSTACK_LIB_DIR/keyrefs.sh"
+# shellcheck source-path=SCRIPTDIR source=sharedfs.sh
+. "$HPCSTACK_LIB_DIR/sharedfs.sh"
 
 CONF_SRC=$HPCSTACK_SLURM_CONF_DIR  # generated config, mounted read-only as a directory
 log() { printf 'hpcstack-entrypoint: %s\n' "$*" >&2; }
@@ -114,6 +116,11 @@ run_ssh_tunnel() {
   done
 }
 
+without_sys_admin() {
+  # SYS_ADMIN is there for the FUSE mount only: the daemon and every job it starts run without it.
+  exec setpriv --inh-caps=-sys_admin --bounding-set=-sys_admin "$@"
+}
+
 role=${1:-slurmctld}
 case "$role" in
   slurmctld)
@@ -122,8 +129,9 @@ case "$role" in
     install_jwt_key
     link_config
     overlay_routes
+    mount_shared_fs
     install -d -o slurm -g slurm -m 0750 /var/spool/slurmctld
-    exec slurmctld -D "$@"
+    without_sys_admin slurmctld -D "$@"
     ;;
   slurmdbd)
     shift
@@ -144,17 +152,22 @@ case "$role" in
     overlay_routes
     dnat_rules
     if [ -n "${HPCSTACK_WG_PEER:-}" ]; then hpcstack-tunnel up; fi
+    mount_shared_fs
     # GPU device nodes for scheduling tests on hosts without a GPU (gpu_runtime: mknod).
     for i in ${HPCSTACK_MKNOD_GPUS:-}; do
       [ -e "/dev/nvidia$i" ] || mknod -m 0666 "/dev/nvidia$i" c 195 "$i"
     done
     install -d -m 0755 /var/spool/slurmd
     hpcstack-rejoin "$@" &
-    exec slurmd -D "$@"
+    without_sys_admin slurmd -D "$@"
     ;;
   tunnel)
     shift
     exec hpcstack-tunnel run
+    ;;
+  fs)
+    overlay_routes
+    run_fs_server
     ;;
   sshd)
     run_sshd
