@@ -115,7 +115,8 @@ def all_addresses(plan: Plan) -> list[str]:
 WG_KEYS = {"ListenPort", "PublicKey", "Endpoint", "AllowedIPs", "PersistentKeepalive"}
 SSH_LINE = re.compile(r"\s*[A-Z][A-Za-z0-9]+ \S.*")
 SHELL_ASSIGNMENT = re.compile(r"[A-Z_][A-Z0-9_]*='[^'\\\n]*'")
-SLURM_PAIR = re.compile(r"[A-Za-z]+=[^\s=]+")
+# KEY=VALUE; a few keys take a `param=value` of their own (AuthAltParameters=jwt_key=/path).
+SLURM_PAIR = re.compile(r"[A-Za-z]+=([a-z_]+=)?[^\s=]+")
 
 
 def parse_artifact(art: Artifact) -> None:

@@ -15,6 +15,7 @@ import re
 SLURMCTLD_PORT = 6817
 SLURMD_PORT = 6818
 SLURMDBD_PORT = 6819
+SLURMRESTD_PORT = 6820  # slurmrestd inside its container; published on the host's 127.0.0.1
 SRUN_PORT_RANGE = (60001, 60999)
 SSHD_PORT = 22  # the cloud sshd inside its container (ssh mode); published on tunnel.ssh_port
 NODE_PORT_BASE = 17001  # ssh mode: the first controller-side port of a tunneled node
@@ -43,6 +44,7 @@ SERVICE_HOSTS: dict[str, int] = {
     "slurm-exporter": 17,
     "dcgm-exporter": 18,
     "sshd": 19,
+    "slurmrestd": 8,
     "fs": 9,  # the shared filesystem server (below FIRST_NODE_HOST: cloud sites may have nodes)
 }
 FIRST_NODE_HOST = 20
@@ -60,6 +62,7 @@ REJOIN_INTERVAL_S = 10
 JOB_USER = "hpc"  # the demo's unprivileged user in the images
 JOB_USER_UID = 1000
 SSH_USER = "tunnel"  # ssh mode: the only login the cloud sshd accepts
+REST_USER = "slurmrest"  # slurmrestd refuses root and SlurmUser: it runs as this one
 
 # --- names -----------------------------------------------------------------------------------
 HUB = "hub"  # the WireGuard hub's peer name
@@ -87,6 +90,7 @@ SSH_JUMP_KNOWN_HOSTS = "jump_known_hosts"  # optional, the operator adds the bas
 SECRETS_DIR = "/run/secrets"  # compose secrets
 SSHD_HOST_KEY_PATH = "/etc/ssh/hpcstack_host_ed25519_key"  # the sshd host key, copied at start
 SSHD_AUTHORIZED_KEYS_DIR = "/etc/ssh/authorized_keys.d"  # sshd_config's AuthorizedKeysFile %u
+JWT_KEY_PATH = "/run/hpcstack-jwt/jwt_hs256.key"  # the entrypoint installs it here, slurm 0400
 GPU_JOB_DIR = "/run/hpcstack/gpu-jobs"  # the Slurm prolog writes one file per GPU index here
 DEMO_DIR = "/opt/hpcstack/demo"
 SHARED_DIR = "/shared"
@@ -103,6 +107,7 @@ DB_PASSWORD_SECRET = "db_password"
 WG_KEY_SECRET = "wg_key"  # this container's WireGuard private key
 SSH_KEY_SECRET = "ssh_key"  # a local site's ssh client key
 SSH_HOST_KEY_SECRET = "ssh_host_key"  # the cloud sshd's host key
+JWT_KEY_SECRET = "jwt_key"  # the HS256 key slurmctld and slurmdbd check REST tokens with
 
 # --- per-container environment compose sets (names only; the values come from the plan) -----
 ENV_WG_PEER = "HPCSTACK_WG_PEER"  # this container's WireGuard peer name
@@ -127,6 +132,10 @@ def shell_variables() -> dict[str, str]:
         "HPCSTACK_SLURMCTLD_PORT": str(SLURMCTLD_PORT),
         "HPCSTACK_SLURMD_PORT": str(SLURMD_PORT),
         "HPCSTACK_SLURMDBD_PORT": str(SLURMDBD_PORT),
+        "HPCSTACK_SLURMRESTD_PORT": str(SLURMRESTD_PORT),
+        "HPCSTACK_REST_USER": REST_USER,
+        "HPCSTACK_JWT_KEY_SECRET": f"{SECRETS_DIR}/{JWT_KEY_SECRET}",
+        "HPCSTACK_JWT_KEY_PATH": JWT_KEY_PATH,
         "HPCSTACK_SSHD_PORT": str(SSHD_PORT),
         "HPCSTACK_SSH_USER": SSH_USER,
         "HPCSTACK_SSH_HOST_ALIAS": SSH_HOST_ALIAS,

@@ -96,7 +96,7 @@ def cli(verbose: int) -> None:
     )
 
 
-COMMAND_MODULES = ("definition", "cluster", "secrets", "aws", "doctor")
+COMMAND_MODULES = ("definition", "cluster", "secrets", "aws", "doctor", "rest", "scale")
 
 
 def _register(*only: str) -> None:

@@ -256,6 +256,13 @@ class Storage(Strict):
         return [absolute_path(p) for p in v]
 
 
+class Rest(Strict):
+    """slurmrestd on the controller's site, JWT-authenticated, on the host's loopback only."""
+
+    enabled: bool = True
+    port: Number = Field(6820, ge=1, le=65535, description="on the host's 127.0.0.1")
+
+
 class Aws(Strict):
     region: str = Field("eu-west-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     vpc_cidr: str = "10.0.0.0/16"
@@ -321,6 +328,7 @@ class Stack(Strict):
     tunnel: Tunnel = Tunnel()
     monitoring: Monitoring = Monitoring()
     storage: Storage = Storage()
+    rest: Rest = Rest()
     aws: Aws = Aws()
     sites: list[Site] = Field(min_length=1, max_length=MAX_SITES)
 

@@ -3,6 +3,7 @@
 Layout (the directory is 0700):
   munge.key                 1 KiB random, 0400
   db_password               0600
+  jwt_hs256.key             32 random bytes, 0400: the HS256 key REST tokens are signed with
   grafana_admin_password    0440 (when Grafana is on; read by Grafana's gid 0)
   wireguard/<peer>.key      WireGuard private key, 0600
   wireguard/pub/<peer>.pub  its public key (not secret; containers read them all)
@@ -37,6 +38,8 @@ from hpcstack.plan.topology import Plan
 from hpcstack.plan.tunnel import peer_names, ssh_mode
 
 MUNGE_KEY_BYTES = 1024
+JWT_KEY_BYTES = 32  # HS256: a key as long as the hash (Slurm's jwt guide makes 32 bytes)
+JWT_KEY_FILE = "jwt_hs256.key"
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ def required_secrets(plan: Plan) -> dict[str, tuple[Callable[[], bytes], int]]:
     need: dict[str, tuple[Callable[[], bytes], int]] = {
         "munge.key": (lambda: os.urandom(MUNGE_KEY_BYTES), 0o400),
         "db_password": (_password, 0o600),
+        # Only slurmctld and slurmdbd read it (compose secrets): they check every REST token.
+        JWT_KEY_FILE: (lambda: os.urandom(JWT_KEY_BYTES), 0o400),
     }
     if plan.stack.monitoring.enabled and plan.stack.monitoring.grafana:
         # Grafana runs as uid 472, gid 0 in its image and reads the bind-mounted file through its

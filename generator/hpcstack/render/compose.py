@@ -17,6 +17,7 @@ from hpcstack.contract import (
     ENV_WG_PEER,
     GPU_JOB_DIR,
     HUB,
+    JWT_KEY_SECRET,
     MUNGE_KEY_SECRET,
     SHARED_DIR,
     SLURM_CONF_DIR,
@@ -37,6 +38,7 @@ from hpcstack.render._yaml import to_yaml
 from hpcstack.render.compose_common import LOGGING, build, overlay_route_env, slurm_service_base
 from hpcstack.render.compose_fs import fs_server, fs_server_volumes, site_mounts, use_shared_fs
 from hpcstack.render.monitoring_compose import monitoring_services
+from hpcstack.render.rest_compose import rest_services
 from hpcstack.render.slurm import node_conf
 
 HEADER = (
@@ -86,6 +88,7 @@ def _slurmdbd(plan: Plan, site: SitePlan) -> dict[str, Any]:
             "secrets": [
                 _secret("munge_key", MUNGE_KEY_SECRET),
                 _secret("db_password", DB_PASSWORD_SECRET),
+                _secret("jwt_key", JWT_KEY_SECRET),
             ],
             "volumes": [f"../slurm:{SLURM_CONF_DIR}:ro"],
             "networks": _net(site.service_ip("slurmdbd")),
@@ -104,7 +107,10 @@ def _slurmctld(plan: Plan, site: SitePlan) -> dict[str, Any]:
         svc["environment"] = env
     svc.update(
         {
-            "secrets": [_secret("munge_key", MUNGE_KEY_SECRET)],
+            "secrets": [
+                _secret("munge_key", MUNGE_KEY_SECRET),
+                _secret("jwt_key", JWT_KEY_SECRET),
+            ],
             "volumes": [
                 f"../slurm:{SLURM_CONF_DIR}:ro",
                 "slurmctld-state:/var/spool/slurmctld",
@@ -294,6 +300,8 @@ def compose_site(plan: Plan, site: SitePlan) -> dict[str, Any]:
         services["slurmdbd"] = _slurmdbd(plan, site)
         services["slurmctld"] = _slurmctld(plan, site)
         secrets["db_password"] = {"file": "../secrets/db_password"}
+        secrets["jwt_key"] = {"file": "../secrets/jwt_hs256.key"}
+        services.update(rest_services(plan, site))
         volumes["db-data"] = {}
         volumes["slurmctld-state"] = {}
         if plan.stack.shared_fs:

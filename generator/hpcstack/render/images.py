@@ -31,6 +31,7 @@ def image_context(plan: Plan) -> dict[str, object]:
         "job_user": contract.JOB_USER,
         "job_user_uid": contract.JOB_USER_UID,
         "ssh_user": contract.SSH_USER,
+        "rest_user": contract.REST_USER,
         "contract_path": contract.CONTRACT_PATH,
         "lib_dir": contract.LIB_DIR,
         "demo_dir": contract.DEMO_DIR,

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hpcstack.contract import SLURMCTLD_PORT, SLURMD_PORT, SLURMDBD_PORT, SRUN_PORT_RANGE
+from hpcstack.contract import (
+    JWT_KEY_PATH,
+    SLURMCTLD_PORT,
+    SLURMD_PORT,
+    SLURMDBD_PORT,
+    SRUN_PORT_RANGE,
+)
 from hpcstack.plan.topology import Plan
 from hpcstack.render import Artifact, renderer
 from hpcstack.render._tree import render_tree
@@ -66,6 +72,7 @@ def template_context(plan: Plan) -> dict[str, object]:
         "gres": gres,
         "db_name": DB_NAME,
         "db_user": DB_USER,
+        "jwt_key_path": JWT_KEY_PATH,
     }
 
 

@@ -193,6 +193,13 @@ class Compose:
         summary = f"stopping {self.project} failed"
         self._run(summary, down, volumes=volumes, remove_orphans=True, quiet=True)
 
+    def remove(self, services: list[str]) -> None:
+        """Stop and remove these services' containers (their volumes stay)."""
+        rm = self._client.compose.rm
+        self._run(
+            f"removing {', '.join(services)} of {self.project} failed", rm, services, stop=True
+        )
+
     def states(self) -> list[ServiceState]:
         containers = self._run("listing containers failed", self._client.compose.ps, all=True)
         out = []

@@ -1,7 +1,7 @@
 #!/bin/bash
 # hpcstack entrypoint: one image, the role chosen by the first argument.
 #   slurmctld | slurmdbd | slurmd [slurmd args...] | tunnel | sshd | sshd-keys | ssh-tunnel
-#   | fs | slurm-exporter [args] | <any command>
+#   | fs | slurmrestd | slurm-exporter [args] | <any command>
 # Runs under tini (PID 1, forwards signals); the daemon runs in the foreground and logs to stdout.
 # Secrets are read from compose secrets (HPCSTACK_SECRETS_DIR), never from the environment.
 # The names, ports and paths shared with the generator come from contract.sh.
@@ -23,6 +23,15 @@ start_munge() {
   install -o munge -g munge -m 0400 "$key" /etc/munge/munge.key
   install -d -o munge -g munge -m 0755 /run/munge
   setpriv --reuid munge --regid munge --init-groups munged --force
+}
+
+install_jwt_key() {
+  # slurmctld and slurmdbd check REST tokens (AuthAltTypes=auth/jwt) with this key; Slurm wants
+  # it owned by SlurmUser and unreadable by others.
+  local key=$HPCSTACK_JWT_KEY_SECRET
+  [ -s "$key" ] || die "JWT key missing at $key (run 'hpcstack generate' to create secrets/jwt_hs256.key)"
+  install -d -o slurm -g slurm -m 0700 "$(dirname "$HPCSTACK_JWT_KEY_PATH")"
+  install -o slurm -g slurm -m 0400 "$key" "$HPCSTACK_JWT_KEY_PATH"
 }
 
 link_config() {
@@ -130,6 +139,7 @@ case "$role" in
   slurmctld)
     shift
     start_munge
+    install_jwt_key
     link_config
     overlay_routes
     mount_shared_fs
@@ -143,6 +153,7 @@ case "$role" in
   slurmdbd)
     shift
     start_munge
+    install_jwt_key
     link_config
     pw=$HPCSTACK_DB_PASSWORD_SECRET
     [ -s "$pw" ] || die "database password missing at $pw"
@@ -187,6 +198,19 @@ case "$role" in
     ;;
   ssh-tunnel)
     run_ssh_tunnel
+    ;;
+  slurmrestd)
+    shift
+    link_config
+    # Every request must carry a JWT; slurmrestd forwards it (SLURM_JWT=daemon), so it needs no
+    # munge key and no JWT key. It refuses to run as root or SlurmUser.
+    export SLURM_JWT=daemon
+    # slurmrestd unshares its own System V IPC and file namespaces; an unprivileged user may not
+    # here ("Unable to unshare System V namespace: Operation not permitted"). The container
+    # already has private IPC and mount namespaces (docs/decisions/rest-0014-...).
+    export SLURMRESTD_SECURITY=disable_unshare_sysv,disable_unshare_files
+    exec setpriv --reuid "$HPCSTACK_REST_USER" --regid "$HPCSTACK_REST_USER" --init-groups \
+      slurmrestd -a rest_auth/jwt "$@" "0.0.0.0:$HPCSTACK_SLURMRESTD_PORT"
     ;;
   slurm-exporter)
     shift

@@ -32,8 +32,16 @@ case "${1:-}" in
     # The local forward to slurmctld is bound only once ssh is logged in with every forward.
     ss -Htln "sport = :$HPCSTACK_SLURMCTLD_PORT" | grep -q .
     ;;
+  slurmrestd)
+    # Serving with JWT auth loaded: every path, /openapi/v3 included, needs a token, which a
+    # healthcheck must not hold: slurmrestd's refusal (HTTP 401) is the sign of life.
+    exec 3<>"/dev/tcp/127.0.0.1/$HPCSTACK_SLURMRESTD_PORT" || exit 1
+    printf 'GET /openapi/v3 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
+    IFS= read -r -t 5 status <&3 || exit 1
+    [[ $status =~ ^HTTP/1\.[01]\ (200|401)\  ]]
+    ;;
   *)
-    echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel|fs|sshd|ssh-tunnel" >&2
+    echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel|fs|sshd|ssh-tunnel|slurmrestd" >&2
     exit 2
     ;;
 esac
