@@ -38,6 +38,7 @@ SERVICE_HOSTS: dict[str, int] = {
     "slurm-exporter": 17,
     "dcgm-exporter": 18,
     "sshd": 19,
+    "login": 9,  # the lab's login service (key-only sshd, Slurm client)
 }
 FIRST_NODE_HOST = 20
 # Overlay host numbers inside a site's overlay block: hub .1, nodes from .4.
@@ -86,6 +87,14 @@ DEMO_DIR = "/opt/hpcstack/demo"
 SHARED_DIR = "/shared"
 LIB_DIR = "/usr/local/lib/hpcstack"  # shell files the images' scripts source
 CONTRACT_PATH = f"{LIB_DIR}/contract.sh"  # where the images keep contract.sh
+
+# --- lab users (users/ from users:, mounted read-only into every Slurm container) ------------
+USERS_DIR = "/etc/hpcstack/users"  # users.tsv, keys/<name>, sshd_config (login)
+USERS_PUB_DIR = "/etc/hpcstack/users-pub"  # secrets/users/pub: generated users' public keys
+USERS_MANAGED = "/var/lib/hpcstack/users.managed"  # who hpcstack-users made (it removes only them)
+HOME_ROOT = "/home"  # homes are /home/<name> (the shared filesystem, where mounted)
+LOGIN_HOST_KEY_PATH = "/etc/ssh/hpcstack_login_host_ed25519_key"
+LOGIN_HOST_KEY_SECRET = "login_host_key"
 
 # --- compose secrets (targets under SECRETS_DIR) ---------------------------------------------
 MUNGE_KEY_SECRET = "munge_key"
@@ -139,4 +148,10 @@ def shell_variables() -> dict[str, str]:
         "HPCSTACK_DEMO_DIR": DEMO_DIR,
         "HPCSTACK_LIB_DIR": LIB_DIR,
         "HPCSTACK_REJOIN_INTERVAL_S": str(REJOIN_INTERVAL_S),
+        "HPCSTACK_USERS_DIR": USERS_DIR,
+        "HPCSTACK_USERS_PUB_DIR": USERS_PUB_DIR,
+        "HPCSTACK_USERS_MANAGED": USERS_MANAGED,
+        "HPCSTACK_HOME_ROOT": HOME_ROOT,
+        "HPCSTACK_LOGIN_HOST_KEY_PATH": LOGIN_HOST_KEY_PATH,
+        "HPCSTACK_LOGIN_HOST_KEY_SECRET": f"{SECRETS_DIR}/{LOGIN_HOST_KEY_SECRET}",
     }

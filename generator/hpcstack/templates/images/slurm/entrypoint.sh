@@ -1,7 +1,7 @@
 #!/bin/bash
 # hpcstack entrypoint: one image, the role chosen by the first argument.
 #   slurmctld | slurmdbd | slurmd [slurmd args...] | tunnel | sshd | sshd-keys | ssh-tunnel
-#   | slurm-exporter [args] | <any command>
+#   | slurm-exporter [args] | login | users [--keys] | <any command>
 # Runs under tini (PID 1, forwards signals); the daemon runs in the foreground and logs to stdout.
 # Secrets are read from compose secrets (HPCSTACK_SECRETS_DIR), never from the environment.
 # The names, ports and paths shared with the generator come from contract.sh.
@@ -105,6 +105,24 @@ run_ssh_tunnel() {
   done
 }
 
+sync_users() {
+  # The lab's users (users/users.tsv) on this container; none when users/ is not mounted.
+  if [ -r "$HPCSTACK_USERS_DIR/users.tsv" ]; then hpcstack-users "$@"; fi
+}
+
+run_login() {
+  # The lab's login service: key-only sshd, the Slurm client (munge, configless config).
+  [ -s "$HPCSTACK_LOGIN_HOST_KEY_SECRET" ] || die "login host key missing (run 'hpcstack generate')"
+  install -m 0400 "$HPCSTACK_LOGIN_HOST_KEY_SECRET" "$HPCSTACK_LOGIN_HOST_KEY_PATH"
+  install -d -m 0755 /run/sshd
+  start_munge
+  link_config
+  overlay_routes
+  sync_users --keys
+  /usr/sbin/sshd -t -f "$HPCSTACK_USERS_DIR/sshd_config" || die "login sshd_config rejected"
+  exec /usr/sbin/sshd -D -e -f "$HPCSTACK_USERS_DIR/sshd_config"
+}
+
 role=${1:-slurmctld}
 case "$role" in
   slurmctld)
@@ -113,6 +131,7 @@ case "$role" in
     link_config
     overlay_routes
     install -d -o slurm -g slurm -m 0750 /var/spool/slurmctld
+    sync_users
     exec slurmctld -D "$@"
     ;;
   slurmdbd)
@@ -125,6 +144,7 @@ case "$role" in
     { cat "$CONF_SRC/slurmdbd.conf"; printf 'StoragePass=%s\n' "$(cat "$pw")"; } >/etc/slurm/slurmdbd.conf
     chown slurm:slurm /etc/slurm/slurmdbd.conf
     install -d -o slurm -g slurm /run/slurmdbd
+    sync_users
     exec slurmdbd -D "$@"
     ;;
   slurmd)
@@ -138,6 +158,7 @@ case "$role" in
       [ -e "/dev/nvidia$i" ] || mknod -m 0666 "/dev/nvidia$i" c 195 "$i"
     done
     install -d -m 0755 /var/spool/slurmd
+    sync_users
     hpcstack-rejoin "$@" &
     exec slurmd -D "$@"
     ;;
@@ -153,6 +174,13 @@ case "$role" in
     ;;
   ssh-tunnel)
     run_ssh_tunnel
+    ;;
+  login)
+    run_login
+    ;;
+  users)
+    shift
+    sync_users "$@"
     ;;
   slurm-exporter)
     shift
