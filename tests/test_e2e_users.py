@@ -156,6 +156,9 @@ def test_user_not_in_the_definition_cannot_submit(cluster: Path) -> None:
     r = docker("exec", CTL, "runuser", "-u", "hpc", "--", "sbatch", "--wrap", "true", check=False)
     assert r.returncode != 0
     assert "Invalid account" in r.stderr, r.stderr
+    # The admin path (`hpcstack exec`, root in root's account) still submits.
+    job = ctl("sbatch", "--parsable", "--wait", "-o", "/dev/null", "--wrap", "true").strip()
+    assert "COMPLETED" in ctl("sacct", "-n", "-X", "-j", job, "-o", "State")
 
 
 def test_impossible_request_refused_at_submit(cluster: Path) -> None:
