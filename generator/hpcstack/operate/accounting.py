@@ -89,7 +89,7 @@ class Accounting:
 
     def assocs(self) -> list[Assoc]:
         fmt = "format=account,user,fairshare,qos,defaultqos"
-        return [Assoc(*r[:5]) for r in self.show("assoc", f"where cluster={self.name}", fmt)]
+        return [Assoc(*r[:5]) for r in self.show("assoc", "where", f"cluster={self.name}", fmt)]
 
     def apply(self, stack: Stack) -> list[str]:
         if not any(r[0] == self.name for r in self.show("cluster", "format=cluster")):
