@@ -119,10 +119,12 @@ def test_users_log_in_and_jobs_run_as_their_uid(cluster: Path) -> None:
         cluster, "bob", bob_key(cluster), "sbatch --parsable --wait -o /dev/null --wrap 'id -u'"
     )
     job = job.strip().splitlines()[-1]
-    sacct = ssh(
-        cluster, "bob", bob_key(cluster), f"sacct -n -X -P -u bob -j {job} -o user,account,state"
+    query = f"sacct -n -X -P -u bob -j {job} -o user,account,state"
+    wait_for(
+        "bob's job COMPLETED in sacct",
+        lambda: ssh(cluster, "bob", bob_key(cluster), query).split() == ["bob|bio|COMPLETED"],
+        timeout=30,
     )
-    assert sacct.split() == ["bob|bio|COMPLETED"], sacct
     # The same uid on every container (no per-host step): the node and the controller.
     for container in (CTL, NODE1):
         assert docker("exec", container, "id", "-u", "alice").stdout.strip() == "2001"
@@ -185,7 +187,11 @@ def test_per_user_cpu_limit_pends_with_slurms_reason(cluster: Path) -> None:
             ),
             timeout=30,
         )
-        assert ssh(cluster, "bob", key, f"squeue -h -j {first} -o %T").strip() == "RUNNING"
+        wait_for(
+            "bob's first job to run",
+            lambda: ssh(cluster, "bob", key, f"squeue -h -j {first} -o %T").strip() == "RUNNING",
+            timeout=30,
+        )
     finally:
         ctl("scancel", first, second, check=False)
 
