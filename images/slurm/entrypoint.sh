@@ -159,11 +159,8 @@ case "$role" in
       [ -e "/dev/nvidia$i" ] || mknod -m 0666 "/dev/nvidia$i" c 195 "$i"
     done
     install -d -m 0755 /var/spool/slurmd
-<<<<<<< HEAD
-    hpcstack-rejoin "$@" &
-=======
     sync_users
->>>>>>> 707fab4 (users: rendered users/ (users.tsv, keys, login sshd_config), hpcstack-users in the image, login service, accounting applied on up, slurm.conf enforcement; e2e test)
+    hpcstack-rejoin "$@" &
     exec slurmd -D "$@"
     ;;
   tunnel)
