@@ -71,6 +71,9 @@ def login_sshd_config() -> str:
         "PermitUserEnvironment no",
         "PrintMotd no",
         "ClientAliveInterval 30",
+        "# Behind Docker's port publishing every member arrives from one address: penalising it",
+        "# for one person's failed logins would lock the whole lab out.",
+        "PerSourcePenalties no",
         "Subsystem sftp internal-sftp",
         "LogLevel VERBOSE",
     ]
