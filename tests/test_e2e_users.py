@@ -233,9 +233,9 @@ def test_add_then_remove_a_user_with_up(cluster: Path, repo: Path) -> None:
         for container in (CTL, LOGIN, NODE1):
             assert docker("exec", container, "getent", "passwd", "carol", check=False).returncode
         assert ctl("sacctmgr", "-n", "-P", "show", "assoc", "where", "user=carol").strip() == ""
-        # Her history stays (asked by uid: the account is gone from the containers).
-        history = ctl("sacct", "-n", "-X", "-P", "-u", "2003", "-S", "now-1hour", "-o", "jobid")
-        assert carol_job in history.split(), history
+        # Her history stays (her uid: the account is gone from the containers).
+        history = ctl("sacct", "-n", "-X", "-P", "-a", "-j", carol_job, "-o", "jobid,uid,state")
+        assert history.split() == [f"{carol_job}|2003|COMPLETED"], history
         assert _job_field(running, "JobState") == "RUNNING"
         # A second `up` with nothing changed applies no accounting change.
         again = hpcstack(cluster, "up", "--no-build", timeout=600)
