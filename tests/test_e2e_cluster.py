@@ -54,6 +54,7 @@ def e2e_definition(repo: Path) -> dict[str, Any]:
         {"scrape_interval": "5s", "prometheus_port": PROM_PORT, "grafana_port": 13000}
     )
     doc["rest"] = {"port": 16890}
+    doc["login"] = {"port": 12122}  # not the default's 2022: a user's own cluster may hold it
     doc["sites"][0]["subnet"] = "172.29.0.0/24"
     doc["sites"][1]["subnet"] = "172.29.1.0/24"
     return doc

@@ -17,7 +17,13 @@ from hpcstack.plan.topology import make_plan
 from hpcstack.render import render_all
 from test_definition_properties import parse_artifact
 
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFsAKpZhGxESBmEww9NKqiFYMBEG3HJHc+YfWlXNdCS5 a@b"
 BASE: dict[str, Any] = {
+    "groups": [{"name": "team", "gid": 3000}],
+    "accounts": [{"name": "lab"}],
+    "users": [
+        {"name": "alice", "uid": 2001, "account": "lab", "groups": ["team"], "ssh_keys": [KEY]}
+    ],
     "cluster": {"name": "fx", "slurm_release": "26.05"},
     "controller": {"site": "cloud"},
     "images": {

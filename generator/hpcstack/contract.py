@@ -44,6 +44,7 @@ SERVICE_HOSTS: dict[str, int] = {
     "slurm-exporter": 17,
     "dcgm-exporter": 18,
     "sshd": 19,
+    "login": 7,  # the lab's login service (key-only sshd, Slurm client)
     "slurmrestd": 8,
     "fs": 9,  # the shared filesystem server (below FIRST_NODE_HOST: cloud sites may have nodes)
 }
@@ -100,6 +101,13 @@ FS_BRICK_DIR = "/srv/hpcstack-fs/brick"  # the server's brick, on a named volume
 FS_MOUNT_DIR = "/mnt/hpcstack-fs"  # a client mounts the volume here, then binds its subdirectories
 LIB_DIR = "/usr/local/lib/hpcstack"  # shell files the images' scripts source
 CONTRACT_PATH = f"{LIB_DIR}/contract.sh"  # where the images keep contract.sh
+
+# --- lab users (users/ from users:, mounted read-only into every Slurm container) ------------
+USERS_DIR = "/etc/hpcstack/users"  # users.tsv, keys/<name>, sshd_config (login)
+USERS_PUB_DIR = "/etc/hpcstack/users-pub"  # secrets/users/pub: generated users' public keys
+USERS_MANAGED = "/var/lib/hpcstack/users.managed"  # who hpcstack-users made (it removes only them)
+LOGIN_HOST_KEY_PATH = "/etc/ssh/hpcstack_login_host_ed25519_key"
+LOGIN_HOST_KEY_SECRET = "login_host_key"
 
 # --- compose secrets (targets under SECRETS_DIR) ---------------------------------------------
 MUNGE_KEY_SECRET = "munge_key"
@@ -170,4 +178,9 @@ def shell_variables() -> dict[str, str]:
         "HPCSTACK_FS_BRICK_PORT": str(FS_BRICK_PORT),
         "HPCSTACK_FS_PING_TIMEOUT_S": str(FS_PING_TIMEOUT_S),
         "HPCSTACK_FS_RETRY_S": str(FS_RETRY_S),
+        "HPCSTACK_USERS_DIR": USERS_DIR,
+        "HPCSTACK_USERS_PUB_DIR": USERS_PUB_DIR,
+        "HPCSTACK_USERS_MANAGED": USERS_MANAGED,
+        "HPCSTACK_LOGIN_HOST_KEY_PATH": LOGIN_HOST_KEY_PATH,
+        "HPCSTACK_LOGIN_HOST_KEY_SECRET": f"{SECRETS_DIR}/{LOGIN_HOST_KEY_SECRET}",
     }

@@ -29,6 +29,10 @@ case "${1:-}" in
   sshd)
     ss -Htln "sport = :$HPCSTACK_SSHD_PORT" | grep -q .
     ;;
+  login)
+    # The lab's login service: sshd listening, and the Slurm client reaches slurmctld.
+    ss -Htln "sport = :$HPCSTACK_SSHD_PORT" | grep -q . && scontrol ping 2>/dev/null | grep -q 'is UP'
+    ;;
   ssh-tunnel)
     # The local forward to slurmctld is bound only once ssh is logged in with every forward.
     ss -Htln "sport = :$HPCSTACK_SLURMCTLD_PORT" | grep -q .
@@ -42,7 +46,7 @@ case "${1:-}" in
     [[ $status =~ ^HTTP/1\.[01]\ (200|401)\  ]]
     ;;
   *)
-    echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel|fs|sshd|ssh-tunnel|slurmrestd" >&2
+    echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel|fs|sshd|ssh-tunnel|slurmrestd|login" >&2
     exit 2
     ;;
 esac

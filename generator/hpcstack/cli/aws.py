@@ -20,7 +20,12 @@ from hpcstack.definition.checks_aws import aws_warnings
 from hpcstack.errors import StateError
 from hpcstack.operate import aws_access, aws_secrets
 from hpcstack.operate.deploy import REMOTE_ROOT, deploy_cloud
-from hpcstack.operate.ssh_config import ssh_config_text
+from hpcstack.operate.ssh_config import (
+    lab_user_entries,
+    login_known_hosts_line,
+    ssh_config_text,
+)
+from hpcstack.output.atomic import write_atomic
 from hpcstack.output.state import load_generated
 from hpcstack.plan.topology import Plan
 from hpcstack.run.aws import Aws
@@ -239,16 +244,44 @@ def pull_secrets_command(
     default=Path("-"),
     help="Write the block to this file (default: stdout).",
 )
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Only the lab members' entries for this host's login service (127.0.0.1; no AWS).",
+)
 @with_context
-def ssh_config(ctx: Context, target: SshTarget, output: Path) -> None:
-    """Print an SSH config for the bastion and the controller (ProxyJump)."""
-    b, c = target.endpoints(ctx)
-    text = ssh_config_text(ctx.cluster, b.user, b, c, target.identity, target.known_hosts)
+def ssh_config(ctx: Context, target: SshTarget, output: Path, local: bool) -> None:
+    """Print an SSH config for the bastion and the controller (ProxyJump), and one entry per
+    lab member for the login service (`users:` in stack.yaml)."""
+    login = ctx.plan.stack.login
+    if local:
+        text = lab_entries(ctx, "127.0.0.1", None)
+    else:
+        b, c = target.endpoints(ctx)
+        text = ssh_config_text(ctx.cluster, b.user, b, c, target.identity, target.known_hosts)
+        if login.enabled:
+            text += "\n" + lab_entries(ctx, c.host, f"{ctx.cluster}-bastion")
     if str(output) == "-":
         click.echo(text, nl=False)
         return
     output.write_text(text, encoding="utf-8")
     err.print(f"wrote {output}; connect with `ssh -F {output} {ctx.cluster}-controller`")
+
+
+def lab_entries(ctx: Context, host: str, jump: str | None) -> str:
+    """The lab members' entries; the login host key pinned in secrets/users/pub/."""
+    secrets = ctx.out_dir / "secrets" / "users"
+    pub = secrets / "pub" / "login_known_hosts"
+    if not pub.exists():
+        raise StateError(f"{pub} is missing: run `hpcstack generate` first")
+    known = secrets / "pub" / "login_known_hosts_alias"
+    write_atomic(known, login_known_hosts_line(ctx.cluster, pub.read_text()).encode(), 0o644)
+    users = []
+    for user in ctx.plan.stack.users:
+        key = (secrets / f"{user.name}.key").resolve()
+        users.append((user.name, key if not user.ssh_keys else None))
+    port = ctx.plan.stack.login.port
+    return lab_user_entries(ctx.cluster, users, host, port, known.resolve(), jump)
 
 
 # --- hpcstack deploy cloud -------------------------------------------------------------------

@@ -195,6 +195,18 @@ ABS_PATH = Grammar(
     re.compile(r"/[A-Za-z0-9._@+/-]*"),
     max_len=1024,
 )
+LAB_NAME = Grammar(
+    "a lab user, group or account name",
+    "lower-case letters, digits, '-' or '_', starting with a letter, at most 32 characters",
+    re.compile(r"[a-z][a-z0-9_-]{0,31}"),
+    max_len=32,
+)
+SSH_PUBLIC_KEY = Grammar(
+    "an OpenSSH public key line",
+    "TYPE BASE64 [comment], e.g. ssh-ed25519 AAAAC3Nza... alice@laptop (one key per entry)",
+    re.compile(r"[a-z0-9@.-]{1,64} [A-Za-z0-9+/]{16,}={0,3}(?: [^\"'\\$`]{0,200})?"),
+    max_len=16384,
+)
 TEXT = Grammar(
     "plain text",
     "printable characters without quotes, backslash, '$' or backtick",
@@ -238,6 +250,12 @@ FIELDS: dict[str, tuple[Grammar, str]] = {
     "aws.key_name": (AWS_KEY_NAME, "terraform.tfvars.json"),
     "aws.ssh_user": (POSIX_USER, "terraform.tfvars.json and ssh commands"),
     "aws.budget_email": (EMAIL, "terraform.tfvars.json (budget alarm)"),
+    "groups[*].name": (LAB_NAME, "users/users.tsv (groupadd on every host)"),
+    "users[*].name": (LAB_NAME, "users/users.tsv, authorized keys, sacctmgr"),
+    "users[*].groups[*]": (LAB_NAME, "users/users.tsv"),
+    "users[*].ssh_keys[*]": (SSH_PUBLIC_KEY, "the login service's authorized_keys"),
+    "users[*].account": (LAB_NAME, "sacctmgr"),
+    "accounts[*].name": (LAB_NAME, "sacctmgr and the account's QOS name"),
 }
 _INDEX_RE = re.compile(r"\[\d+\]")
 

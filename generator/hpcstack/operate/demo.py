@@ -1,4 +1,5 @@
-"""`hpcstack demo`: the ML sweep split over every compute node, run from the controller."""
+"""`hpcstack demo`: the ML sweep split over every compute node, run from the controller as the
+definition's first lab user (the image's `hpc` when `users:` is left out), not as root."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from hpcstack.contract import DEMO_DIR, JOB_USER
 from hpcstack.operate.session import Cluster
 
 
+def demo_user(cluster: Cluster) -> str:
+    users = cluster.plan.stack.users
+    return users[0].name if users else JOB_USER
+
+
 def demo(cluster: Cluster, extra: list[str] | None = None) -> Iterator[str]:
     nodes = len(cluster.plan.nodes)
-    argv = ["runuser", "-u", JOB_USER, "--", f"{DEMO_DIR}/run-demo.sh", str(nodes), str(nodes * 2)]
+    user = demo_user(cluster)
+    argv = ["runuser", "-u", user, "--", f"{DEMO_DIR}/run-demo.sh", str(nodes), str(nodes * 2)]
     return cluster.docker.exec_stream(cluster.controller_container(), [*argv, *(extra or [])])

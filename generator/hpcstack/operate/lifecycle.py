@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from hpcstack.errors import ClusterError, ToolError
-from hpcstack.operate import diagnose
+from hpcstack.operate import diagnose, lab_users
+from hpcstack.operate.accounting import apply_accounting
 from hpcstack.operate.observed import NodeState
 from hpcstack.operate.session import Cluster, Progress, quiet
 from hpcstack.plan.topology import SitePlan
@@ -63,6 +64,8 @@ def up(
             cluster.compose(site).up(services=services, wait_timeout=timeout)
         except ToolError as exc:
             raise diagnose.explain(cluster, site, exc) from None
+        # Added or removed lab users reach containers that were already running.
+        lab_users.sync_running(cluster, site, progress)
         if site.is_controller:
             apply_controller_changes(cluster, progress)
     wanted = [n.name for s in targets for n in s.nodes]
@@ -101,6 +104,8 @@ def apply_controller_changes(cluster: Cluster, progress: Progress) -> None:
         cluster.slurm("scontrol", "reconfigure")
     applied.parent.mkdir(parents=True, exist_ok=True)
     applied.write_text(digest + "\n")
+    if "slurmctld" in running:
+        apply_accounting(cluster, progress)
     if "prometheus" in running:
         # New scrape targets: Prometheus re-reads its mounted configuration on SIGHUP. Sent from
         # inside (tini, PID 1, forwards it): `docker kill -s HUP` would mark the container as

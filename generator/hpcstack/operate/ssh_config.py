@@ -43,3 +43,42 @@ def ssh_config_text(
         *common(),
     ]
     return "\n".join(lines) + "\n"
+
+
+def lab_user_entries(
+    cluster: str,
+    users: list[tuple[str, Path | None]],
+    host: str,
+    port: int,
+    known_hosts: Path,
+    jump: str | None = None,
+) -> str:
+    """One `Host <cluster>-<user>` entry per lab member for the login service: key only, its
+    host key pinned (secrets/users/pub/login_known_hosts), through `jump` where given (AWS:
+    the bastion). `users` pairs a name with the key file hpcstack made for them, if any."""
+    lines = [f"# hpc-stack cluster {cluster}: the login service, one entry per lab member"]
+    for name, identity in users:
+        lines += [
+            f"Host {cluster}-{name}",
+            f"  HostName {host}",
+            f"  Port {port}",
+            f"  User {name}",
+            f"  HostKeyAlias {cluster}-login",
+        ]
+        if jump:
+            lines.append(f"  ProxyJump {jump}")
+        if identity is not None:
+            lines += [f"  IdentityFile {identity}", "  IdentitiesOnly yes"]
+        lines += [
+            f"  UserKnownHostsFile {known_hosts}",
+            "  StrictHostKeyChecking yes",
+            "  PasswordAuthentication no",
+            "  KbdInteractiveAuthentication no",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def login_known_hosts_line(cluster: str, public_key: str) -> str:
+    """The known_hosts line for HostKeyAlias <cluster>-login."""
+    return f"{cluster}-login {' '.join(public_key.split()[:2])}\n"

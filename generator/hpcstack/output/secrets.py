@@ -115,7 +115,7 @@ def ensure_secrets(out_dir: Path, plan: Plan, dry_run: bool = False) -> list[Sec
     return result
 
 
-def _write_public(path: Path, text: str) -> None:
+def write_public(path: Path, text: str) -> None:
     """A derived, non-secret file: kept in step with its private key."""
     if not path.exists() or path.read_text() != text:
         write_atomic(path, text.encode(), 0o644)
@@ -131,11 +131,11 @@ def _ensure_ssh_keys(root: Path, plan: Plan) -> list[SecretFile]:
     ssh = root / "ssh"
     ssh.mkdir(mode=0o700, exist_ok=True)
     host, host_pub = _ensure_ssh_key(ssh / "host_ed25519_key")
-    _write_public(ssh / "pub" / "known_hosts", f"{SSH_HOST_ALIAS} {host_pub}\n")
+    write_public(ssh / "pub" / "known_hosts", f"{SSH_HOST_ALIAS} {host_pub}\n")
     out = [host]
     for site in plan.tunneled_sites:
         key, pub = _ensure_ssh_key(ssh / f"{site.name}.key")
-        _write_public(ssh / "pub" / f"{site.name}.pub", f"{pub} hpcstack-{site.name}\n")
+        write_public(ssh / "pub" / f"{site.name}.pub", f"{pub} hpcstack-{site.name}\n")
         out.append(key)
     return out
 
@@ -151,7 +151,7 @@ def _ensure_wireguard_peer(root: Path, peer: str) -> list[SecretFile]:
         write_atomic(key_path, (priv + "\n").encode(), 0o600, exclusive=True)
         out.append(SecretFile(key_path, "created"))
     # The public key is derived, not user data: keep it in step with the private key.
-    _write_public(pub_path, wireguard_public(key_path.read_text()) + "\n")
+    write_public(pub_path, wireguard_public(key_path.read_text()) + "\n")
     return out
 
 

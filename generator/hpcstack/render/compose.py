@@ -37,6 +37,7 @@ from hpcstack.render import Artifact, renderer
 from hpcstack.render._yaml import to_yaml
 from hpcstack.render.compose_common import LOGGING, build, overlay_route_env, slurm_service_base
 from hpcstack.render.compose_fs import fs_server, fs_server_volumes, site_mounts, use_shared_fs
+from hpcstack.render.compose_users import add_users
 from hpcstack.render.monitoring_compose import monitoring_services
 from hpcstack.render.rest_compose import rest_services
 from hpcstack.render.slurm import node_conf
@@ -342,6 +343,7 @@ def compose_site(plan: Plan, site: SitePlan) -> dict[str, Any]:
     }
     if monitoring["configs"]:
         doc["configs"] = monitoring["configs"]
+    add_users(plan, site, doc)
     return doc
 
 

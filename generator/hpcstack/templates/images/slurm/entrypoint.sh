@@ -1,7 +1,7 @@
 #!/bin/bash
 # hpcstack entrypoint: one image, the role chosen by the first argument.
 #   slurmctld | slurmdbd | slurmd [slurmd args...] | tunnel | sshd | sshd-keys | ssh-tunnel
-#   | fs | slurmrestd | slurm-exporter [args] | <any command>
+#   | fs | slurmrestd | slurm-exporter [args] | login | users [--keys] | <any command>
 # Runs under tini (PID 1, forwards signals); the daemon runs in the foreground and logs to stdout.
 # Secrets are read from compose secrets (HPCSTACK_SECRETS_DIR), never from the environment.
 # The names, ports and paths shared with the generator come from contract.sh.
@@ -134,6 +134,25 @@ without_sys_admin() {
   exec setpriv --inh-caps=-sys_admin --bounding-set=-sys_admin "$@"
 }
 
+sync_users() {
+  # The lab's users (users/users.tsv) on this container; none when users/ is not mounted.
+  if [ -r "$HPCSTACK_USERS_DIR/users.tsv" ]; then hpcstack-users "$@"; fi
+}
+
+run_login() {
+  # The lab's login service: key-only sshd, the Slurm client (munge, configless config).
+  [ -s "$HPCSTACK_LOGIN_HOST_KEY_SECRET" ] || die "login host key missing (run 'hpcstack generate')"
+  install -m 0400 "$HPCSTACK_LOGIN_HOST_KEY_SECRET" "$HPCSTACK_LOGIN_HOST_KEY_PATH"
+  install -d -m 0755 /run/sshd
+  start_munge
+  link_config
+  overlay_routes
+  mount_shared_fs
+  sync_users --keys
+  /usr/sbin/sshd -t -f "$HPCSTACK_USERS_DIR/sshd_config" || die "login sshd_config rejected"
+  without_sys_admin /usr/sbin/sshd -D -e -f "$HPCSTACK_USERS_DIR/sshd_config"
+}
+
 role=${1:-slurmctld}
 case "$role" in
   slurmctld)
@@ -144,6 +163,7 @@ case "$role" in
     overlay_routes
     mount_shared_fs
     install -d -o slurm -g slurm -m 0750 /var/spool/slurmctld
+    sync_users
     # Supervised beside the controller (tini reaps it): resumes crash-made drains, releases
     # Slurm's own launch-failure holds (see hpcstack-healer).
     ( while true; do hpcstack-healer || log "healer exited ($?); restarting it"; sleep 5; done ) &
@@ -161,6 +181,7 @@ case "$role" in
     { cat "$CONF_SRC/slurmdbd.conf"; printf 'StoragePass=%s\n' "$(cat "$pw")"; } >/etc/slurm/slurmdbd.conf
     chown slurm:slurm /etc/slurm/slurmdbd.conf
     install -d -o slurm -g slurm /run/slurmdbd
+    sync_users
     exec slurmdbd -D "$@"
     ;;
   slurmd)
@@ -175,6 +196,7 @@ case "$role" in
       [ -e "/dev/nvidia$i" ] || mknod -m 0666 "/dev/nvidia$i" c 195 "$i"
     done
     install -d -m 0755 /var/spool/slurmd
+    sync_users
     hpcstack-rejoin "$@" &
     # -b: this container starting IS the node booting. Without it slurmctld sees the host's
     # unchanged boot time, never learns that the jobs it placed here died with the container,
@@ -211,6 +233,13 @@ case "$role" in
     export SLURMRESTD_SECURITY=disable_unshare_sysv,disable_unshare_files
     exec setpriv --reuid "$HPCSTACK_REST_USER" --regid "$HPCSTACK_REST_USER" --init-groups \
       slurmrestd -a rest_auth/jwt "$@" "0.0.0.0:$HPCSTACK_SLURMRESTD_PORT"
+    ;;
+  login)
+    run_login
+    ;;
+  users)
+    shift
+    sync_users "$@"
     ;;
   slurm-exporter)
     shift
