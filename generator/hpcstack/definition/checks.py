@@ -173,4 +173,5 @@ CHECKS.extend(AWS_CHECKS)
 
 # Checks in their own modules register themselves with @check (from definition.registry) when
 # imported here (one line each).
-from hpcstack.definition import checks_grammar, checks_addresses, checks_consistency, checks_mounts, checks_users  # noqa: E402,F401,I001
+from hpcstack.definition import checks_grammar, checks_addresses, checks_consistency  # noqa: E402,F401,I001
+from hpcstack.definition import checks_mounts, checks_users  # noqa: E402,F401
