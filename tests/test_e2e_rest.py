@@ -52,20 +52,17 @@ def rest_definition(repo: Path) -> str:
     doc["tunnel"].update({"subnet": "10.95.0.0/16", "port": 51895})
     doc["monitoring"] = {"enabled": False}
     doc["rest"] = {"port": REST_PORT}
+    doc["login"] = {"port": 12822}  # not the default's 2022: a user's own cluster may hold it
+    # The lab user the REST calls act as (AccountingStorageEnforce: only known users submit).
+    doc["users"] = [{"name": USER, "uid": UID}]
     doc["sites"][0]["subnet"] = "172.30.10.0/24"
     doc["sites"][1]["subnet"] = "172.30.11.0/24"
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def add_user(container: str) -> None:
-    docker("exec", container, "useradd", "--uid", str(UID), "--create-home", USER)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Iterator[Path]:
     with running_cluster(tmp_path_factory.mktemp("rest"), rest_definition(repo), NAME) as out:
-        for container in (CTL, f"{NAME}-local-node1-1", f"{NAME}-local-node2-1"):
-            add_user(container)
         yield out
 
 

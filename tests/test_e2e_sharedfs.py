@@ -38,6 +38,9 @@ def definition(data_dir: Path) -> dict[str, Any]:
         "images": {"tag": "sfs"},
         "tunnel": {"subnet": "10.91.0.0/16", "port": 51891},
         "monitoring": {"enabled": False},
+        "login": {"port": 12722},  # not the default's 2022: a user's own cluster may hold it
+        # The lab user, the same uid everywhere (AccountingStorageEnforce: only known users submit).
+        "users": [{"name": USER, "uid": UID}],
         "storage": {"mount_wait": 30, "mount_roots": [str(data_dir.parent)]},
         "sites": [
             {"name": "cloud", "role": "cloud", "subnet": "172.27.60.0/24"},
@@ -75,9 +78,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     data.parent.chmod(0o755)
     text = yaml.safe_dump(definition(data), sort_keys=False)
     with running_cluster(tmp_path_factory.mktemp("sharedfs"), text, NAME) as out:
-        # A lab user with the same uid everywhere (the users feature makes these from stack.yaml).
-        for c in (CTL, NODE1, NODE2):
-            on(c, f"id {USER} >/dev/null 2>&1 || useradd -u {UID} -M -d /home/{USER} {USER}")
+        # The lab user (from `users:`) is on every container; their home is private.
         on(CTL, f"install -d -o {USER} -g {USER} -m 0700 /home/{USER}")
         yield out
 
