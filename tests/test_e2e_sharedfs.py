@@ -38,7 +38,8 @@ def definition(data_dir: Path) -> dict[str, Any]:
         "images": {"tag": "sfs"},
         "tunnel": {"subnet": "10.91.0.0/16", "port": 51891},
         "monitoring": {"enabled": False},
-        "login": {"port": 12722},  # not the default's 2022: a user's own cluster may hold it
+        "login": {"port": 12722},
+        "rest": {"port": 16720},  # not the default's 2022: a user's own cluster may hold it
         # The lab user, the same uid everywhere (AccountingStorageEnforce: only known users submit).
         "users": [{"name": USER, "uid": UID}],
         "storage": {"mount_wait": 30, "mount_roots": [str(data_dir.parent)]},

@@ -35,7 +35,10 @@ def definition(repo: Path) -> dict[str, Any]:
     doc = yaml.safe_load((repo / "stack.yaml").read_text())
     doc["cluster"]["name"] = NAME
     doc["cluster"]["slurmd_timeout"] = TIMEOUT_S
-    doc["tunnel"].update({"subnet": "10.95.0.0/16", "port": 51895})
+    doc["tunnel"].update({"subnet": "10.94.0.0/16", "port": 51894})
+    # Ports of their own: a user's cluster (or another test's) may hold the defaults.
+    doc["rest"] = {"port": 16920}
+    doc["login"] = {"port": 12922}
     doc["monitoring"].update(
         {"scrape_interval": "5s", "prometheus_port": 19095, "grafana_port": 13095}
     )
