@@ -12,7 +12,20 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from hpcstack.definition.model_base import Number as Number
+from hpcstack.definition.model_base import Strict as Strict
+from hpcstack.definition.model_users import DEFAULT_ACCOUNT as DEFAULT_ACCOUNT
+from hpcstack.definition.model_users import DEMO_UID as DEMO_UID
+from hpcstack.definition.model_users import DEMO_USER as DEMO_USER
+from hpcstack.definition.model_users import FIRST_LAB_UID as FIRST_LAB_UID
+from hpcstack.definition.model_users import LAST_LAB_UID as LAST_LAB_UID
+from hpcstack.definition.model_users import Account as Account
+from hpcstack.definition.model_users import Group as Group
+from hpcstack.definition.model_users import Login as Login
+from hpcstack.definition.model_users import User as User
+from hpcstack.definition.model_users import _default_users
 
 # A Slurm hostname: RFC 1123 label, lower case, starts with a letter.
 HOSTNAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?\Z")
@@ -36,15 +49,6 @@ def ipv4_network(value: str, max_prefix: int, what: str) -> str:
     return value
 
 
-def _not_a_boolean(value: object) -> object:
-    # YAML reads `true`/`yes`/`on` as booleans and pydantic would take them as 1: refuse.
-    if isinstance(value, bool):
-        raise ValueError(f"{str(value).lower()} is a boolean, not a number: write a number")
-    return value
-
-
-# An integer that refuses booleans (counts, CPUs, memory, ports, timeouts).
-Number = Annotated[int, BeforeValidator(_not_a_boolean)]
 # Upper bounds on list lengths, so no definition makes a check quadratic in a huge list.
 MAX_SITES = 250
 MAX_GROUPS_PER_SITE = 250
@@ -55,10 +59,6 @@ def duration_seconds(duration: str) -> int:
     """Seconds in a Prometheus-style duration such as `30s`, `5m`, `2h`, `15d`."""
     unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}[duration[-1]]
     return int(duration[:-1]) * unit
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Images(Strict):
@@ -323,66 +323,6 @@ class Cluster(Strict):
 
 # --- lab users and accounts (docs/decisions/users-0012-lab-users-and-accounts.md) -------------
 # The image's own demo user: the one uid under FIRST_LAB_UID a definition may name (as `hpc`).
-DEMO_USER, DEMO_UID = "hpc", 1000
-FIRST_LAB_UID, LAST_LAB_UID = 1000, 59999  # Debian: < 1000 system, 60000-64999 packages (slurm)
-DEFAULT_ACCOUNT = "lab"
-
-
-class Group(Strict):
-    """A supplementary group with a fixed gid (the same on every host)."""
-
-    name: str
-    gid: Number
-
-
-class User(Strict):
-    """A lab member: the same uid/gid on the controller, the login service and every node."""
-
-    name: str
-    uid: Number
-    gid: Number | None = Field(None, description="primary group id; default: the uid")
-    groups: list[str] = Field([], max_length=32, description="names from `groups:`")
-    ssh_keys: list[str] = Field(
-        [], max_length=16, description="OpenSSH public keys; none: hpcstack generates a pair"
-    )
-    account: str = Field(DEFAULT_ACCOUNT, description="the default Slurm account")
-
-    @property
-    def primary_gid(self) -> int:
-        return self.uid if self.gid is None else self.gid
-
-
-class Account(Strict):
-    """A Slurm account: its fair share and the per-user limits of its QOS (named after it)."""
-
-    name: str
-    fairshare: Number = Field(1, ge=1, le=1_000_000)
-    max_cpus_per_user: Number | None = Field(None, ge=1, le=1_000_000)
-    max_gpus_per_user: Number | None = Field(None, ge=0, le=100_000)
-    max_running_jobs_per_user: Number | None = Field(None, ge=1, le=1_000_000)
-    max_wall_minutes: Number | None = Field(None, ge=1, le=525_600)
-    priority: Number = Field(0, ge=0, le=1_000_000, description="the QOS priority")
-
-
-class Login(Strict):
-    """The login service on the cloud site: key-only sshd for the lab's users."""
-
-    enabled: bool = True
-    port: Number = Field(2022, ge=1, le=65535, description="on the host's 127.0.0.1")
-
-
-def _default_users(data: object) -> object:
-    # No `users:` at all: the image's demo user in the default account, so a definition from
-    # before users existed keeps its one (key-generated) lab user.
-    if isinstance(data, dict) and "users" not in data:
-        accounts = data.get("accounts")
-        first = DEFAULT_ACCOUNT
-        if isinstance(accounts, list) and accounts and isinstance(accounts[0], dict):
-            first = str(accounts[0].get("name", DEFAULT_ACCOUNT))
-        data = {**data, "users": [{"name": DEMO_USER, "uid": DEMO_UID, "account": first}]}
-    return data
-
-
 class Stack(Strict):
     cluster: Cluster = Cluster()
     controller: Controller = Controller()
