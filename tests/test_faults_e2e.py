@@ -54,10 +54,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> Iterator[Pa
         yield out
 
 
-# Green on one full run (2026-12-02 02:52 UTC, figures in the README) but not yet twice: the
-# shared engine's lock queue left no second turn before the deadline. Allowed to fail until
-# then; remove once green twice.
-UNPROVEN = pytest.mark.xfail(strict=False, reason="green once on a live cluster, not yet twice")
+# Green in two full runs (the helper's, 2026-12-02 02:52 UTC, and a clean-clone CI run at
+# 03:25, every test XPASS; figures in the README), the second before the cluster got ports of
+# its own. Kept allowed-to-fail until a CI record shows them green: crash timing on a loaded
+# 2-core machine is what they test, and issue 16 says which scenarios are still missing.
+UNPROVEN = pytest.mark.xfail(
+    strict=False, reason="green in two full runs (2026-12-02), not yet on a CI record"
+)
 
 
 @pytest.fixture(autouse=True)
