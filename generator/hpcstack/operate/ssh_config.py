@@ -18,16 +18,7 @@ def ssh_config_text(
     """The bastion, and the controller reached through it (ProxyJump); pinned host keys only."""
 
     def common() -> list[str]:
-        lines = [f"  User {user}"]
-        if identity is not None:
-            lines += [f"  IdentityFile {identity}", "  IdentitiesOnly yes"]
-        lines += [
-            f"  UserKnownHostsFile {known_hosts}",
-            "  StrictHostKeyChecking yes",
-            "  PasswordAuthentication no",
-            "  KbdInteractiveAuthentication no",
-        ]
-        return lines
+        return [f"  User {user}", *_key_only(identity, known_hosts)]
 
     lines = [
         f"# hpc-stack cluster {cluster}: written by `hpcstack ssh-config`",
@@ -67,16 +58,21 @@ def lab_user_entries(
         ]
         if jump:
             lines.append(f"  ProxyJump {jump}")
-        if identity is not None:
-            lines += [f"  IdentityFile {identity}", "  IdentitiesOnly yes"]
-        lines += [
-            f"  UserKnownHostsFile {known_hosts}",
-            "  StrictHostKeyChecking yes",
-            "  PasswordAuthentication no",
-            "  KbdInteractiveAuthentication no",
-            "",
-        ]
+        lines += [*_key_only(identity, known_hosts), ""]
     return "\n".join(lines)
+
+
+def _key_only(identity: Path | None, known_hosts: Path) -> list[str]:
+    """The lines every entry shares: this key only (where given), the pinned host keys, no
+    password or keyboard-interactive fallback."""
+    lines = [f"  IdentityFile {identity}", "  IdentitiesOnly yes"] if identity is not None else []
+    return [
+        *lines,
+        f"  UserKnownHostsFile {known_hosts}",
+        "  StrictHostKeyChecking yes",
+        "  PasswordAuthentication no",
+        "  KbdInteractiveAuthentication no",
+    ]
 
 
 def login_known_hosts_line(cluster: str, public_key: str) -> str:
