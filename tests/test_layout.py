@@ -33,7 +33,7 @@ PENDING_SPLIT: dict[str, str] = {}
 # Lower layers never import higher ones. run/ (one choke point per external tool) sits beside
 # the stack: plan and above may use it, it uses only the leaves.
 LAYERS = ("leaf", "definition", "plan", "render", "output", "operate", "cli")
-LEAVES = {"hpcstack", "hpcstack.errors", "hpcstack.contract"}
+LEAVES = {"hpcstack", "hpcstack.errors", "hpcstack.contract", "hpcstack.tables"}
 
 
 # --- imports -----------------------------------------------------------------------------------
