@@ -11,7 +11,7 @@ import base64
 import binascii
 import difflib
 import struct
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterable, Iterator
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -49,31 +49,43 @@ def _id_problem(value: int, name: str, what: str) -> str | None:
     return None
 
 
+# What no two users may share: the field, the message before "users[N]" and the hint.
+_UNIQUE = {
+    "name": (
+        "user {!r} is already defined at",
+        "one entry per person; give a second key in ssh_keys instead",
+    ),
+    "uid": (
+        "uid {} is already used by",
+        "every user needs their own uid (files on the shared filesystem carry it)",
+    ),
+}
+
+
+def _repeats(values: Iterable[Hashable]) -> Iterator[tuple[int, int]]:
+    """(i, first) for every value at index i that stood first at index `first` < i."""
+    seen: dict[Hashable, int] = {}
+    for i, value in enumerate(values):
+        first = seen.setdefault(value, i)
+        if first != i:
+            yield i, first
+
+
 @check
 def user_names_and_ids_unique(stack: Stack) -> Iterator[Problem]:
-    names: dict[str, int] = {}
-    uids: dict[int, int] = {}
-    for i, user in enumerate(stack.users):
-        if user.name in names:
+    for field, (message, hint) in _UNIQUE.items():
+        values = [getattr(user, field) for user in stack.users]
+        for i, first in _repeats(values):
             yield Problem(
-                f"users[{i}].name",
-                f"user {user.name!r} is already defined at users[{names[user.name]}]",
-                hint="one entry per person; give a second key in ssh_keys instead",
+                f"users[{i}].{field}", f"{message.format(values[i])} users[{first}]", hint=hint
             )
-        names.setdefault(user.name, i)
+    for i, user in enumerate(stack.users):
         if user.name in IMAGE_USERS:
             yield Problem(
                 f"users[{i}].name",
                 f"{user.name!r} is a system user of the slurm image",
                 hint="choose another login name",
             )
-        if user.uid in uids:
-            yield Problem(
-                f"users[{i}].uid",
-                f"uid {user.uid} is already used by users[{uids[user.uid]}]",
-                hint="every user needs their own uid (files on the shared filesystem carry it)",
-            )
-        uids.setdefault(user.uid, i)
         reason = _id_problem(user.uid, user.name, "uid")
         if reason:
             yield Problem(f"users[{i}].uid", reason, hint=ID_HINT)
