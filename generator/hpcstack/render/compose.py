@@ -35,7 +35,13 @@ from hpcstack.plan.topology import NodePlan, Plan, SitePlan
 from hpcstack.plan.tunnel import node_dnat, node_ports, ssh_mode, wireguard_mode
 from hpcstack.render import Artifact, renderer
 from hpcstack.render._yaml import to_yaml
-from hpcstack.render.compose_common import LOGGING, build, overlay_route_env, slurm_service_base
+from hpcstack.render.compose_common import (
+    LOGGING,
+    build,
+    healthcheck,
+    overlay_route_env,
+    slurm_service_base,
+)
 from hpcstack.render.compose_fs import fs_server, fs_server_volumes, site_mounts, use_shared_fs
 from hpcstack.render.compose_users import add_users
 from hpcstack.render.monitoring_compose import monitoring_services
@@ -47,16 +53,6 @@ HEADER = (
     "# `hpcstack generate`. Site {site!r} ({role}) of cluster {cluster!r}.\n"
     "# Start it with `hpcstack up --site {site}` or `docker compose -f compose/{site}.yml up -d`.\n"
 )
-
-
-def _health(test: list[str], interval: str = "3s", retries: int = 40) -> dict[str, Any]:
-    return {
-        "test": ["CMD", *test],
-        "interval": interval,
-        "timeout": "10s",
-        "retries": retries,
-        "start_period": "5s",
-    }
 
 
 def _net(ip: str) -> dict[str, Any]:
@@ -77,7 +73,7 @@ def _db(plan: Plan, site: SitePlan) -> dict[str, Any]:
         "secrets": [_secret("db_password", DB_PASSWORD_SECRET)],
         "volumes": ["db-data:/var/lib/mariadb"],
         "networks": _net(site.service_ip("db")),
-        "healthcheck": _health(["hpcstack-healthcheck"]),
+        "healthcheck": healthcheck(["hpcstack-healthcheck"]),
         "stop_grace_period": "60s",
     }
 
@@ -94,7 +90,7 @@ def _slurmdbd(plan: Plan, site: SitePlan) -> dict[str, Any]:
             "volumes": [f"../slurm:{SLURM_CONF_DIR}:ro"],
             "networks": _net(site.service_ip("slurmdbd")),
             "depends_on": {"db": {"condition": "service_healthy"}},
-            "healthcheck": _health(["hpcstack-healthcheck", "slurmdbd"]),
+            "healthcheck": healthcheck(["hpcstack-healthcheck", "slurmdbd"]),
         }
     )
     return svc
@@ -119,7 +115,7 @@ def _slurmctld(plan: Plan, site: SitePlan) -> dict[str, Any]:
             ],
             "networks": _net(site.service_ip("slurmctld")),
             "depends_on": {"slurmdbd": {"condition": "service_healthy"}},
-            "healthcheck": _health(["hpcstack-healthcheck", "slurmctld"]),
+            "healthcheck": healthcheck(["hpcstack-healthcheck", "slurmctld"]),
             "stop_grace_period": "30s",
         }
     )
@@ -142,7 +138,7 @@ def _tunnel(plan: Plan, site: SitePlan) -> dict[str, Any]:
             "volumes": _wg_volumes(site),
             "ports": [f"{port}:{port}/udp"],
             "networks": _net(site.service_ip("tunnel")),
-            "healthcheck": _health(["hpcstack-healthcheck", "tunnel"]),
+            "healthcheck": healthcheck(["hpcstack-healthcheck", "tunnel"]),
         }
     )
     return svc
@@ -168,7 +164,7 @@ def _sshd(plan: Plan, site: SitePlan) -> dict[str, Any]:
             "volumes": _ssh_volumes(),
             "ports": [f"{plan.stack.tunnel.ssh_port}:{SSHD_PORT}"],
             "networks": _net(site.service_ip("sshd")),
-            "healthcheck": _health(["hpcstack-healthcheck", "sshd"]),
+            "healthcheck": healthcheck(["hpcstack-healthcheck", "sshd"]),
         }
     )
     return svc
@@ -185,7 +181,7 @@ def _ssh_tunnel(plan: Plan, site: SitePlan) -> dict[str, Any]:
             "networks": _net(site.service_ip("tunnel")),
             # The sshd's published port on the all-in-one setup: the Docker host itself.
             "extra_hosts": ["host.docker.internal:host-gateway"],
-            "healthcheck": _health(["hpcstack-healthcheck", "ssh-tunnel"]),
+            "healthcheck": healthcheck(["hpcstack-healthcheck", "ssh-tunnel"]),
         }
     )
     return svc
@@ -258,7 +254,7 @@ def _node(plan: Plan, site: SitePlan, node: NodePlan) -> dict[str, Any]:
         "secrets": [_secret("munge_key", MUNGE_KEY_SECRET)],
         "volumes": [f"shared:{SHARED_DIR}", f"gpu-jobs:{GPU_JOB_DIR}"],
         "networks": _net(node.site_ip),
-        "healthcheck": _health(["hpcstack-healthcheck", "slurmd", node.name]),
+        "healthcheck": healthcheck(["hpcstack-healthcheck", "slurmd", node.name]),
         "deploy": {
             "resources": {"limits": {"cpus": str(node.cpus), "memory": f"{node.memory_mb}M"}}
         },

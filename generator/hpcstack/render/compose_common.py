@@ -44,3 +44,21 @@ def overlay_route_env(plan: Plan, site: SitePlan) -> dict[str, str]:
         ENV_OVERLAY_VIA: site.service_ip("tunnel"),
         ENV_OVERLAY_NETS: plan.stack.tunnel.subnet,
     }
+
+
+def healthcheck(
+    test: list[str],
+    interval: str = "3s",
+    timeout: str = "10s",
+    retries: int = 40,
+    start_period: str = "5s",
+) -> dict[str, Any]:
+    """A service's healthcheck: `test` run in the container (no shell); by default every 3 s
+    for up to 2 min, the pace of the Slurm image's `hpcstack-healthcheck`."""
+    return {
+        "test": ["CMD", *test],
+        "interval": interval,
+        "timeout": timeout,
+        "retries": retries,
+        "start_period": start_period,
+    }

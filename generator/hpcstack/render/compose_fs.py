@@ -16,7 +16,7 @@ from hpcstack.contract import (
     SHARED_DIR,
 )
 from hpcstack.plan.topology import Plan, SitePlan
-from hpcstack.render.compose_common import overlay_route_env, slurm_service_base
+from hpcstack.render.compose_common import healthcheck, overlay_route_env, slurm_service_base
 
 FS_STATE_DIR = "/var/lib/glusterd"  # glusterd's own state (peers, volume definitions)
 
@@ -46,13 +46,7 @@ def fs_server(plan: Plan, site: SitePlan) -> dict[str, Any]:
                 f"fs-state:{FS_STATE_DIR}",
             ],
             "networks": {"site": {"ipv4_address": fs_server_addr(plan)}},
-            "healthcheck": {
-                "test": ["CMD", "hpcstack-healthcheck", "fs"],
-                "interval": "3s",
-                "timeout": "10s",
-                "retries": 40,
-                "start_period": "5s",
-            },
+            "healthcheck": healthcheck(["hpcstack-healthcheck", "fs"]),
             "stop_grace_period": "30s",
         }
     )

@@ -15,7 +15,7 @@ from hpcstack.contract import (
     USERS_PUB_DIR,
 )
 from hpcstack.plan.topology import Plan, SitePlan
-from hpcstack.render.compose_common import overlay_route_env, slurm_service_base
+from hpcstack.render.compose_common import healthcheck, overlay_route_env, slurm_service_base
 from hpcstack.render.compose_fs import use_shared_fs
 
 USERS_VOLUME = f"../users:{USERS_DIR}:ro"
@@ -43,13 +43,7 @@ def login_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
             "ports": [f"127.0.0.1:{plan.stack.login.port}:{SSHD_PORT}"],
             "networks": {"site": {"ipv4_address": site.service_ip("login")}},
             "depends_on": {"slurmctld": {"condition": "service_healthy"}},
-            "healthcheck": {
-                "test": ["CMD", "hpcstack-healthcheck", "login"],
-                "interval": "3s",
-                "timeout": "10s",
-                "retries": 40,
-                "start_period": "5s",
-            },
+            "healthcheck": healthcheck(["hpcstack-healthcheck", "login"]),
         }
     )
     use_shared_fs(plan, svc)  # /home and /shared as on the nodes

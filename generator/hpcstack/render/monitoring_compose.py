@@ -19,7 +19,12 @@ from hpcstack.contract import (
 )
 from hpcstack.definition.model import duration_seconds
 from hpcstack.plan.topology import Plan, SitePlan
-from hpcstack.render.compose_common import LOGGING, overlay_route_env, slurm_service_base
+from hpcstack.render.compose_common import (
+    LOGGING,
+    healthcheck,
+    overlay_route_env,
+    slurm_service_base,
+)
 from hpcstack.render.compose_common import build as _build
 from hpcstack.render.prometheus import gpu_sites
 
@@ -45,14 +50,12 @@ def _built(plan: Plan, name: str) -> dict[str, Any]:
     }
 
 
-def _http_health(url: str) -> dict[str, Any]:
-    return {
-        "test": ["CMD", "wget", "-q", "-O", "/dev/null", url],
-        "interval": "5s",
-        "timeout": "5s",
-        "retries": 24,
-        "start_period": "10s",
-    }
+def _http_health(
+    url: str, interval: str = "5s", retries: int = 24, start_period: str = "10s"
+) -> dict[str, Any]:
+    """An HTTP GET of `url` from inside the container (the upstream images carry wget)."""
+    test = ["wget", "-q", "-O", "/dev/null", url]
+    return healthcheck(test, interval, timeout="5s", retries=retries, start_period=start_period)
 
 
 def prometheus_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
@@ -101,13 +104,9 @@ def grafana_service(site: SitePlan, port: int) -> dict[str, Any]:
             "grafana-data:/var/lib/grafana",
         ],
         "ports": [f"127.0.0.1:{port}:3000"],
-        "healthcheck": {
-            "test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/api/health"],
-            "interval": "15s",
-            "timeout": "5s",
-            "retries": 5,
-            "start_period": "30s",
-        },
+        "healthcheck": _http_health(
+            "http://127.0.0.1:3000/api/health", interval="15s", retries=5, start_period="30s"
+        ),
         **_net(site, "grafana"),
     }
 
@@ -131,19 +130,17 @@ def slurm_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
             "secrets": [{"source": "munge_key", "target": MUNGE_KEY_SECRET}],
             "volumes": [f"../slurm:{SLURM_CONF_DIR}:ro"],
             **_net(site, "slurm-exporter"),
-            "healthcheck": {
-                "test": [
-                    "CMD",
+            "healthcheck": healthcheck(
+                [
                     "python3",
                     "-c",
                     "import urllib.request; urllib.request.urlopen("
                     f"'http://127.0.0.1:{EXPORTER_PORTS['slurm-exporter']}/metrics', timeout=5)",
                 ],
-                "interval": "5s",
-                "timeout": "10s",
-                "retries": 24,
-                "start_period": "10s",
-            },
+                interval="5s",
+                retries=24,
+                start_period="10s",
+            ),
         }
     )
     return svc
@@ -184,13 +181,13 @@ def dcgm_exporter_service(site: SitePlan) -> dict[str, Any]:
         "cap_add": ["SYS_ADMIN"],  # DCGM profiling fields (SM activity) need it
         "volumes": [f"gpu-jobs:{GPU_JOB_DIR}:ro"],
         # The upstream image has bash but no wget/curl: a TCP connect means it serves.
-        "healthcheck": {
-            "test": ["CMD", "bash", "-c", f"</dev/tcp/127.0.0.1/{EXPORTER_PORTS['dcgm-exporter']}"],
-            "interval": "15s",
-            "timeout": "5s",
-            "retries": 5,
-            "start_period": "30s",
-        },
+        "healthcheck": healthcheck(
+            ["bash", "-c", f"</dev/tcp/127.0.0.1/{EXPORTER_PORTS['dcgm-exporter']}"],
+            interval="15s",
+            timeout="5s",
+            retries=5,
+            start_period="30s",
+        ),
         "deploy": {
             "resources": {
                 "reservations": {

@@ -12,7 +12,7 @@ from typing import Any
 
 from hpcstack.contract import SLURM_CONF_DIR, SLURMRESTD_PORT
 from hpcstack.plan.topology import Plan, SitePlan
-from hpcstack.render.compose_common import slurm_service_base
+from hpcstack.render.compose_common import healthcheck, slurm_service_base
 
 
 def rest_services(plan: Plan, site: SitePlan) -> dict[str, Any]:
@@ -26,14 +26,10 @@ def rest_services(plan: Plan, site: SitePlan) -> dict[str, Any]:
             "ports": [f"127.0.0.1:{rest.port}:{SLURMRESTD_PORT}"],
             "networks": {"site": {"ipv4_address": site.service_ip("slurmrestd")}},
             "depends_on": {"slurmctld": {"condition": "service_healthy"}},
-            "healthcheck": {
-                "test": ["CMD", "hpcstack-healthcheck", "slurmrestd"],
-                # Each check logs one refused request in slurmrestd's log: not every 3 s.
-                "interval": "10s",
-                "timeout": "10s",
-                "retries": 12,
-                "start_period": "5s",
-            },
+            # Each check logs one refused request in slurmrestd's log: not every 3 s.
+            "healthcheck": healthcheck(
+                ["hpcstack-healthcheck", "slurmrestd"], interval="10s", retries=12
+            ),
         }
     )
     return {"slurmrestd": svc}
