@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.netns
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "terraform" / "aws" / "templates" / "tunnel-forward.nft.tftpl"
 BASTION_PUBLIC = "100.65.1.1"
