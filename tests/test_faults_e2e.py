@@ -275,15 +275,21 @@ def test_4_compute_node_lost_mid_job_is_requeued_and_completes(cluster: Path, ho
         crash(NODES[victim], "slurmd")  # the container ends with it; Docker restarts it
     else:
         docker("kill", NODES[victim])  # a stop by hand: Docker restarts nothing
-    wait_for(
-        f"job {job} requeued",
-        lambda: (
-            "Restarts=" in (o := ctl("scontrol", "show", "job", job, check=False))
-            and "Restarts=0 " not in o
-        ),
-        timeout=TIMEOUT_S * 4,
-        interval=1,
-    )
+    try:
+        wait_for(
+            f"job {job} requeued",
+            lambda: (
+                "Restarts=" in (o := ctl("scontrol", "show", "job", job, check=False))
+                and "Restarts=0 " not in o
+            ),
+            timeout=TIMEOUT_S * 4,
+            interval=1,
+        )
+    except AssertionError as exc:  # what Slurm and the node said, for the next reader
+        job_now = ctl("scontrol", "show", "job", job, check=False)
+        logs = docker("logs", "--tail", "30", NODES[victim], check=False)
+        node_log = logs.stdout + logs.stderr
+        raise AssertionError(f"{exc}\n{job_now}\n{diagnostics()}\n{node_log}") from None
     requeued = time.monotonic() - t0
     wait_completed(job, timeout=240)
     done = time.monotonic() - t0
