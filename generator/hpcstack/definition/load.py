@@ -90,7 +90,7 @@ def _problems_from(exc: ValidationError, index: Positions, file: str) -> list[Pr
             message = message.removeprefix("Value error, ")
         elif err["type"] == "string_type" and isinstance(err.get("input"), int | float):
             # YAML read `tag: 0.1` as a number; `26.10` would even become 26.1
-            hint = "quote the value so YAML reads it as text, e.g. \"0.1\""
+            hint = 'quote the value so YAML reads it as text, e.g. "0.1"'
         line, col = index.find(loc, prefer_key=err["type"] == "extra_forbidden")
         problems.append(Problem(_dotted(loc), message, file, line, col, hint))
     return _dedupe_union_noise(problems)
