@@ -17,8 +17,6 @@ BASE_IMAGE ?= $(shell $(PY) -c 'import sys; sys.path.insert(0, "generator"); fro
 # Image builds add apt options only for a frozen Debian mirror: hpcstack works that out when it
 # builds (after `engine` has refreshed apt's lists); set HPCSTACK_APT_OPTIONS to override.
 PYTEST_ARGS ?=
-# `make test`: one worker runs every engine-bound test in file order, the other the unit tests.
-TEST_WORKERS ?= 2
 BENCH_ARGS ?=
 
 .PHONY: help venv engine base-image generate check-generated images up demo down status test \
@@ -81,7 +79,7 @@ gpu-smoke: venv ## on an NVIDIA GPU host: one-node GPU site, demo on GPU vs CPU,
 
 test: venv base-image ## every test, the Docker and multi-host end-to-end tests included
 	$(PY) -m tests.multihost.harness --cleanup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	PY=$(PY) scripts/run-tests.sh $(PYTEST_ARGS)
 
 test-multihost: venv base-image ## separate hosts: namespaces, an engine each, NAT (root; part of test)
 	$(PY) -m tests.multihost.harness --cleanup

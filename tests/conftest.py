@@ -35,20 +35,6 @@ def engine_running() -> bool:
     return _ENGINE
 
 
-# Markers of tests that use something the machine has one of (the Docker engine, root network
-# namespaces, the multi-host harness).
-ENGINE_BOUND = ("docker", "multihost", "netns")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`make test` runs two pytest-xdist workers with `--dist loadgroup`: every engine-bound test
-    goes to one group, so those run in one worker, one after another in file order, as they
-    would without xdist; the other worker takes the unit tests meanwhile."""
-    for item in items:
-        if any(item.get_closest_marker(name) for name in ENGINE_BOUND):
-            item.add_marker(pytest.mark.xdist_group("engine"))
-
-
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("docker") is None or engine_running():
         return
