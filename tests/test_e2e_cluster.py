@@ -300,8 +300,14 @@ def test_gpu_jobs_get_their_own_gpu(cluster: Path) -> None:
         ),
         timeout=30,
     )
-    third = ctl("squeue", "-h", "-j", jobs[2], "-o", "%T %r").split()
-    assert third == ["PENDING", "Resources"]
+    # Slurm gives a pending job its reason at its next scheduling pass ("None" until then).
+    wait_for(
+        "the third job pending for resources",
+        lambda: (
+            ctl("squeue", "-h", "-j", jobs[2], "-o", "%T %r").split() == ["PENDING", "Resources"]
+        ),
+        timeout=30,
+    )
     for j in jobs:
         wait_for(
             f"job {j} done",
