@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from bench_stages import recorded
 from common import REPO, Figure, hpcstack, sh, wait_until
 
 
@@ -47,6 +48,7 @@ class Bench:
     def __init__(self, name: str, out: Path, build: bool = False) -> None:
         self.name, self.out, self.build = name, out, build
         self.ctl = f"{name}-cloud-slurmctld-1"
+        self.stages = ""  # where the seconds of `up` went (bench_stages)
 
     def bash(self, script: str) -> str:
         return sh("docker", "exec", self.ctl, "bash", "-c", script)
@@ -55,9 +57,11 @@ class Bench:
         """Seconds from `up` starting to every node idle, and to a trivial job COMPLETED."""
         if self.build:
             hpcstack(self.out, "images")
-        start = time.monotonic()
-        hpcstack(self.out, "up", "--no-build")
-        t_up = time.monotonic() - start
+        with recorded(f"{self.name}-") as stages:
+            start = time.monotonic()
+            hpcstack(self.out, "up", "--no-build")
+            t_up = time.monotonic() - start
+        self.stages = stages.summary()
         states = set(self.bash("sinfo -h -N -o %T").split())
         if states != {"idle"}:
             raise SystemExit(f"bench: `up` returned with nodes {states}, not all idle")
@@ -97,14 +101,16 @@ class Bench:
 
 def with_cluster(
     doc: dict[str, Any], body: Callable[[Bench], dict[str, float]], build: bool
-) -> dict[str, float]:
+) -> tuple[dict[str, float], str]:
+    """The body's figures, and where the seconds of its `up` went."""
     name = doc["cluster"]["name"]
     with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
         out = Path(tmp)
         (out / "stack.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
         hpcstack(out, "generate", "-c", "stack.yaml", "-o", ".")
+        bench = Bench(name, out, build)
         try:
-            return body(Bench(name, out, build))
+            return body(bench), bench.stages
         finally:
             hpcstack(out, "down", "--volumes", check=False)
 
@@ -123,8 +129,10 @@ def cluster_figures(tag: str, sizes: Sizes) -> list[Figure]:
         b.up_and_first_job()
         return {"srun": b.srun_round_trip(sizes.sruns), "jobs": b.throughput(sizes.jobs)}
 
-    tunnel = with_cluster(definition("hpcsbench", 26, tag), tunnel_body, sizes.build)
-    flat = with_cluster(definition("hpcsflat", 25, tag, same_network=True), flat_body, sizes.build)
+    tunnel, stages = with_cluster(definition("hpcsbench", 26, tag), tunnel_body, sizes.build)
+    flat, _ = with_cluster(
+        definition("hpcsflat", 25, tag, same_network=True), flat_body, sizes.build
+    )
     n = sizes.jobs
     rate_tunnel, rate_flat = n / tunnel["jobs"], n / flat["jobs"]
     return [
@@ -134,6 +142,7 @@ def cluster_figures(tag: str, sizes: Sizes) -> list[Figure]:
             tunnel["up"],
             "s",
             10.0,
+            note=f"service started->healthy, s after `up` began: {stages}",
         ),
         Figure(
             "first_job", "`up` began -> first trivial batch job COMPLETED", tunnel["job"], "s", 12.0
