@@ -10,7 +10,6 @@ and nothing runs; the 1,000-task array that runs to the end is bench_cluster's t
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from bench_cluster import Bench, definition, with_cluster
 from common import Figure, hpcstack, sh, timed, wait_until
@@ -67,7 +66,7 @@ def load_figures(tag: str, jobs: int) -> list[Figure]:
         }
 
     started = time.monotonic()
-    r: dict[str, Any] = with_cluster(definition("hpcsload", 24, tag), body, build=False)
+    r, _ = with_cluster(definition("hpcsload", 24, tag), body, build=False)
     n = f"{jobs:,} queued jobs"
     note = f"whole run {time.monotonic() - started:.0f} s"
     return [
