@@ -73,4 +73,4 @@ def sharedfs_bench(tag: str, mb: int, build: bool) -> list[Figure]:
         hpcstack(b.out, "up", "--no-build")
         return shared_fs_io(b.name, mb)
 
-    return shared_fs_figures(with_cluster(doc, body, build), mb)
+    return shared_fs_figures(with_cluster(doc, body, build)[0], mb)
