@@ -2,7 +2,9 @@
 
 `up` starts the controller's site first, applies what changed on the running controller (new
 WireGuard peers, `scontrol reconfigure`, Prometheus reload) and waits until every node of the
-started sites is ready in slurmctld's view. `down --site` drains a local site first.
+started sites is ready in slurmctld's view. On a cold start (no slurmctld running) every site
+starts at once: their configuration is already the controller's, and nodes retry until it
+answers. `down --site` drains a local site first.
 
 On a workstation (`--site lab`, the controller on another host: see session.py) the same
 commands start and stop only this host's containers; readiness, draining and removing nodes are
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hpcstack.errors import ClusterError, ToolError
@@ -55,21 +58,37 @@ def up(
         # A site joins a running controller: new peers, partitions and gres.conf first,
         # so its nodes register against the new configuration.
         apply_controller_changes(cluster, progress)
-    for site in ordered:
-        progress(f"starting site {site.name}")
-        services, skipped = startable_services(cluster, site)
-        for svc, image in skipped:
-            progress(f"skipping {svc}: image {image} is neither here nor pullable")
-        try:
-            cluster.compose(site).up(services=services, wait_timeout=timeout)
-        except ToolError as exc:
-            raise diagnose.explain(cluster, site, exc) from None
-        # Added or removed lab users reach containers that were already running.
-        lab_users.sync_running(cluster, site, progress)
-        if site.is_controller:
-            apply_controller_changes(cluster, progress)
+    if len(ordered) > 1 and ordered[0].is_controller and not controller_running(cluster):
+        # A cold start: every site's configuration is already the one the controller will
+        # start with, and nodes retry until it answers, so all sites start at once.
+        with ThreadPoolExecutor(max_workers=len(ordered)) as pool:
+            for done in [pool.submit(_start_site, cluster, s, progress, timeout) for s in ordered]:
+                done.result()
+        apply_controller_changes(cluster, progress)
+    else:
+        for site in ordered:
+            _start_site(cluster, site, progress, timeout)
+            if site.is_controller:
+                apply_controller_changes(cluster, progress)
     wanted = [n.name for s in targets for n in s.nodes]
     wait_nodes_ready(cluster, wanted, progress=progress, timeout=timeout)
+
+
+def controller_running(cluster: Cluster) -> bool:
+    return "slurmctld" in cluster.compose(cluster.plan.controller).running()
+
+
+def _start_site(cluster: Cluster, site: SitePlan, progress: Progress, timeout: int) -> None:
+    progress(f"starting site {site.name}")
+    services, skipped = startable_services(cluster, site)
+    for svc, image in skipped:
+        progress(f"skipping {svc}: image {image} is neither here nor pullable")
+    try:
+        cluster.compose(site).up(services=services, wait_timeout=timeout)
+    except ToolError as exc:
+        raise diagnose.explain(cluster, site, exc) from None
+    # Added or removed lab users reach containers that were already running.
+    lab_users.sync_running(cluster, site, progress)
 
 
 def startable_services(cluster: Cluster, site: SitePlan) -> tuple[list[str], list[tuple[str, str]]]:
