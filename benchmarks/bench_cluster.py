@@ -108,6 +108,8 @@ def with_cluster(
         out = Path(tmp)
         (out / "stack.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
         hpcstack(out, "generate", "-c", "stack.yaml", "-o", ".")
+        # a bench cluster of this name left by an interrupted run: its state is not this one's
+        hpcstack(out, "down", "--volumes", check=False)
         bench = Bench(name, out, build)
         try:
             return body(bench), bench.stages

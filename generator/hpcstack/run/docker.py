@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from python_on_whales import DockerClient, DockerException
+from python_on_whales.exceptions import NoSuchContainer
 
 from hpcstack.errors import ToolError
 
@@ -204,9 +205,12 @@ class Compose:
         containers = self._run("listing containers failed", self._client.compose.ps, all=True)
         out = []
         for c in containers:
-            health = c.state.health.status if c.state.health is not None else ""
-            service = c.config.labels.get("com.docker.compose.service", c.name)
-            out.append(ServiceState(service, c.name, c.state.status or "", health or ""))
+            try:
+                health = c.state.health.status if c.state.health is not None else ""
+                service = c.config.labels.get("com.docker.compose.service", c.name)
+                out.append(ServiceState(service, c.name, c.state.status or "", health or ""))
+            except NoSuchContainer:
+                continue  # removed since the listing (compose recreating it)
         return sorted(out, key=lambda s: s.service)
 
     def running(self) -> dict[str, ServiceState]:
