@@ -31,3 +31,41 @@ def test_attention_lists_unready_nodes_with_reasons_and_held_jobs() -> None:
 def test_held_reasons() -> None:
     assert is_held("JobHeldUser") and is_held("job requeued in held state")
     assert not is_held("Resources") and not is_held("Priority")
+
+
+def test_many_held_jobs_are_summed_up_by_reason() -> None:
+    held = [
+        JobState(str(i), "sweep", "ana", "PENDING", "0:00", "1", "JobHeldUser")
+        for i in range(100, 10_100)
+    ]
+    admin = JobState("7", "x", "hpc", "PENDING", "0:00", "1", "JobHeldAdmin")
+    lines = Status(jobs=[*held, admin]).attention()
+    assert lines == [
+        "1 jobs are held: JobHeldAdmin (jobs 7)",
+        "10000 jobs are held: JobHeldUser (jobs "
+        + ", ".join(str(i) for i in range(100, 110))
+        + ", ...)",
+    ]
+
+
+def test_jobs_table_shows_running_first_and_counts_every_job() -> None:
+    from rich.console import Console
+
+    from hpcstack.cli.cluster import JOBS_SHOWN, jobs_table
+
+    pending = [
+        JobState(str(i), "w", "ana", "PENDING", "0:00", "1", "Priority") for i in range(1, 5001)
+    ]
+    running = JobState("9999", "train", "ana", "RUNNING", "1:00", "2", "node[1-2]")
+    table = jobs_table(Status(jobs=[*pending, running]))
+    assert table.row_count == JOBS_SHOWN
+    assert table.title == (
+        f"jobs (5001: 5000 pending, 1 running; {JOBS_SHOWN} shown, "
+        "`hpcstack exec -- squeue` lists all)"
+    )
+    console = Console(width=200, record=True)
+    console.print(table)
+    rows = [line for line in console.export_text().splitlines() if "│" in line]
+    assert "9999" in rows[0]  # the running job first (the header row is drawn with ┃)
+    small = jobs_table(Status(jobs=[running]))
+    assert small.row_count == 1 and small.title == "jobs (1: 1 running)"

@@ -133,6 +133,30 @@ def status(out_dir: Path, sites: tuple[str, ...], as_json: bool) -> None:
         sys.exit(1)
 
 
+JOBS_SHOWN = 30  # rows of the jobs table; `--json` and squeue have every job
+
+
+def jobs_table(st: Status) -> Table:
+    """Running jobs first, then the rest in squeue's order, at most JOBS_SHOWN rows; the title
+    counts every job by state (a queue of 10,000 prints in a blink, not in 10 s)."""
+    counts: dict[str, int] = {}
+    for j in st.jobs:
+        counts[j.state.lower()] = counts.get(j.state.lower(), 0) + 1
+    ordered = sorted(st.jobs, key=lambda j: j.state != "RUNNING")  # stable: squeue's order kept
+    shown = ordered[:JOBS_SHOWN]
+    title = f"jobs ({len(st.jobs)}"
+    if counts:
+        title += ": " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    if len(shown) < len(st.jobs):
+        title += f"; {len(shown)} shown, `hpcstack exec -- squeue` lists all"
+    jobs = Table(title=title + ")", title_justify="left")
+    for col in ("job", "name", "user", "state", "time", "nodes", "nodelist/reason"):
+        jobs.add_column(col)
+    for j in shown:
+        jobs.add_row(j.job_id, j.name, j.user, j.state, j.elapsed, j.nodes, j.reason)
+    return jobs
+
+
 def print_status(st: Status, tunnel_mode: str = "wireguard") -> None:
     remote = st.host != "controller"
     if remote:
@@ -188,12 +212,7 @@ def print_status(st: Status, tunnel_mode: str = "wireguard") -> None:
         colour = "red" if a.state == "firing" else "yellow"
         alerts.add_row(a.name, f"[{colour}]{a.state}[/]", a.severity, a.labels)
     out.print(alerts)
-    jobs = Table(title=f"jobs ({len(st.jobs)})", title_justify="left")
-    for col in ("job", "name", "user", "state", "time", "nodes", "nodelist/reason"):
-        jobs.add_column(col)
-    for j in st.jobs:
-        jobs.add_row(j.job_id, j.name, j.user, j.state, j.elapsed, j.nodes, j.reason)
-    out.print(jobs)
+    out.print(jobs_table(st))
     for line in st.attention():
         err.print(f"[yellow]needs attention:[/] {line}")
     for e in st.errors:

@@ -11,6 +11,7 @@ from hpcstack.run.docker import ServiceState
 READY_STATES = {"IDLE", "MIXED", "ALLOCATED", "COMPLETING", "PLANNED"}
 BAD_FLAGS = ("DOWN", "NOT_RESPONDING", "INVAL", "FAIL", "DRAIN", "UNKNOWN")
 HANDSHAKE_FRESH_S = 180
+HELD_LISTED = 10  # held jobs named one by one in `attention`; more are summed up by reason
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,19 @@ class Status:
             for n in self.nodes
             if not n.ready
         ]
-        lines += [
-            f"job {j.job_id} ({j.name}, {j.user}) is held: {j.reason}"
-            for j in self.jobs
-            if j.state == "PENDING" and is_held(j.reason)
-        ]
+        held = [j for j in self.jobs if j.state == "PENDING" and is_held(j.reason)]
+        if len(held) <= HELD_LISTED:
+            lines += [f"job {j.job_id} ({j.name}, {j.user}) is held: {j.reason}" for j in held]
+            return lines
+        # Many held jobs (a user's `sbatch --hold` batch): one line per reason, not per job.
+        by_reason: dict[str, list[str]] = {}
+        for j in held:
+            by_reason.setdefault(j.reason, []).append(j.job_id)
+        for reason, ids in sorted(by_reason.items()):
+            more = ", ..." if len(ids) > HELD_LISTED else ""
+            lines.append(
+                f"{len(ids)} jobs are held: {reason} (jobs {', '.join(ids[:HELD_LISTED])}{more})"
+            )
         return lines
 
     def to_dict(self) -> dict[str, Any]:
