@@ -105,7 +105,7 @@ class Plan:
     def node(self, name: str) -> NodePlan:
         return self._nodes_by_name[name]
 
-    @property
+    @cached_property
     def tunneled_sites(self) -> tuple[SitePlan, ...]:
         return tuple(s for s in self.sites if s.tunneled)
 
