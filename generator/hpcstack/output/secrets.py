@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from hpcstack.contract import SSH_HOST_ALIAS
 from hpcstack.errors import OutputError
-from hpcstack.output.atomic import write_atomic
+from hpcstack.output.atomic import write_all, write_atomic
 from hpcstack.plan.topology import Plan
 from hpcstack.plan.tunnel import peer_names, ssh_mode
 
@@ -108,8 +108,7 @@ def ensure_secrets(out_dir: Path, plan: Plan, dry_run: bool = False) -> list[Sec
         path = root / rel
         created = not path.exists() and write_atomic(path, make(), mode, exclusive=True)
         result.append(SecretFile(path, "created" if created else "kept"))
-    for peer in peer_names(plan):
-        result.extend(_ensure_wireguard_peer(root, peer))
+    result.extend(_ensure_wireguard_keys(root, peer_names(plan)))
     if ssh_mode(plan):
         result.extend(_ensure_ssh_keys(root, plan))
     return result
@@ -117,7 +116,7 @@ def ensure_secrets(out_dir: Path, plan: Plan, dry_run: bool = False) -> list[Sec
 
 def write_public(path: Path, text: str) -> None:
     """A derived, non-secret file: kept in step with its private key."""
-    if not path.exists() or path.read_text() != text:
+    if _differs(path, text):
         write_atomic(path, text.encode(), 0o644)
 
 
@@ -140,19 +139,39 @@ def _ensure_ssh_keys(root: Path, plan: Plan) -> list[SecretFile]:
     return out
 
 
-def _ensure_wireguard_peer(root: Path, peer: str) -> list[SecretFile]:
-    key_path = root / "wireguard" / f"{peer}.key"
-    pub_path = root / "wireguard" / "pub" / f"{peer}.pub"
-    out = []
-    if key_path.exists():
-        out.append(SecretFile(key_path, "kept"))
-    else:
-        priv, _ = wireguard_keypair()
-        write_atomic(key_path, (priv + "\n").encode(), 0o600, exclusive=True)
-        out.append(SecretFile(key_path, "created"))
+def _ensure_wireguard_keys(root: Path, peers: list[str]) -> list[SecretFile]:
+    """A key pair per peer, made where none is (a thousand at once for a large cluster: written
+    with one flush, see atomic.write_all); each public key kept in step with its private key."""
+    keys = root / "wireguard"
+    paths = {peer: keys / f"{peer}.key" for peer in peers}
+    fresh = [peer for peer, path in paths.items() if not path.exists()]
+    pairs = {peer: wireguard_keypair() for peer in fresh}
+    written = write_all(
+        [(paths[peer], (pairs[peer][0] + "\n").encode(), 0o600) for peer in fresh], exclusive=True
+    )
+    # peer -> public key, for each key made now (one another run made meanwhile is kept)
+    made = {peer: pairs[peer][1] for peer, ok in zip(fresh, written, strict=True) if ok}
     # The public key is derived, not user data: keep it in step with the private key.
-    write_public(pub_path, wireguard_public(key_path.read_text()) + "\n")
-    return out
+    write_publics(
+        [
+            (
+                keys / "pub" / f"{peer}.pub",
+                (made.get(peer) or wireguard_public(path.read_text())) + "\n",
+            )
+            for peer, path in paths.items()
+        ]
+    )
+    return [SecretFile(path, "created" if peer in made else "kept") for peer, path in paths.items()]
+
+
+def write_publics(files: list[tuple[Path, str]]) -> None:
+    """`write_public` for many files, with one flush for those that change."""
+    stale = [(path, text.encode(), 0o644) for path, text in files if _differs(path, text)]
+    write_all(stale)
+
+
+def _differs(path: Path, text: str) -> bool:
+    return not path.exists() or path.read_text() != text
 
 
 # --- a workstation's share ---------------------------------------------------------------------

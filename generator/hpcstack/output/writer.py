@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpcstack.errors import OutputError
-from hpcstack.output.atomic import stage
+from hpcstack.output.atomic import stage_all
 from hpcstack.render import Artifact
 
 STATE_DIR = ".hpcstack"
@@ -93,21 +93,16 @@ def write_tree(out_dir: Path, artifacts: list[Artifact], changes: list[Change]) 
     """Stage every new file, then rename them into place; remove files no longer generated."""
     by_path = {a.path: a for a in artifacts}
     out_dir.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[Path, Path]] = []
+    targets = [
+        (out_dir / ch.path, by_path[ch.path].content.encode(), by_path[ch.path].mode)
+        for ch in changes
+        if ch.status in ("created", "updated")
+    ]
     try:
-        for ch in changes:
-            if ch.status not in ("created", "updated"):
-                continue
-            art = by_path[ch.path]
-            target = out_dir / art.path
-            staged.append((stage(target, art.content.encode(), art.mode, sync=False), target))
+        staged = stage_all(targets)  # every file's data on disk before any rename
     except OSError as exc:
-        for staged_file, _ in staged:
-            staged_file.unlink(missing_ok=True)
         raise OutputError(f"cannot write into {out_dir}: {exc}") from None
-    if staged:
-        os.sync()  # every staged file's data on disk before any rename (see atomic.stage)
-    for staged_file, target in staged:
+    for staged_file, (target, _, _) in zip(staged, targets, strict=True):
         os.replace(staged_file, target)
     for ch in changes:
         if ch.status == "removed":

@@ -54,12 +54,17 @@ class SitePlan:
     def name(self) -> str:
         return self.site.name
 
+    @cached_property
+    def ip_network(self) -> ipaddress.IPv4Network:
+        """The site's address block (parsed once: every service address is read from it)."""
+        return self.site.network
+
     @property
     def gateway(self) -> str:
-        return str(self.site.network[1])
+        return str(self.ip_network[1])
 
     def service_ip(self, service: str) -> str:
-        return str(self.site.network[SERVICE_HOSTS[service]])
+        return str(self.ip_network[SERVICE_HOSTS[service]])
 
     @property
     def tunneled(self) -> bool:
@@ -89,11 +94,18 @@ class Plan:
     def hub_overlay_ip(self) -> str:
         return str(self.controller.overlay[OVERLAY_HUB_HOST])
 
-    @property
+    @cached_property
     def nodes(self) -> tuple[NodePlan, ...]:
         return tuple(n for s in self.sites for n in s.nodes)
 
-    @property
+    @cached_property
+    def _nodes_by_name(self) -> dict[str, NodePlan]:
+        return {n.name: n for n in self.nodes}
+
+    def node(self, name: str) -> NodePlan:
+        return self._nodes_by_name[name]
+
+    @cached_property
     def tunneled_sites(self) -> tuple[SitePlan, ...]:
         return tuple(s for s in self.sites if s.tunneled)
 

@@ -78,7 +78,7 @@ def template_context(plan: Plan) -> dict[str, object]:
 
 def node_conf(plan: Plan, node_name: str) -> str:
     """The `slurmd -Z --conf` string a dynamic node registers with."""
-    node = next(n for n in plan.nodes if n.name == node_name)
+    node = plan.node(node_name)
     parts = [
         f"CPUs={node.cpus}",
         f"RealMemory={node.memory_mb}",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from hpcstack.contract import HUB, WG_ENV_ADDRESS, WG_ENV_MTU, WG_ENV_ROUTES, key_ref
 from hpcstack.plan.topology import NodePlan, Plan, SitePlan
@@ -27,6 +28,21 @@ class Peer:
     endpoint: str | None = None
     keepalive: int | None = None
     comment: str = ""
+
+    @cached_property
+    def section(self) -> str:
+        """Its `[Peer]` section, blank line first; made once per Peer (a site's nodes share
+        their mates' Peers: a thousand-node cluster's configs hold some 50,000 sections)."""
+        lines = ["", "[Peer]"]
+        if self.comment:
+            lines.append(f"# {self.comment}")
+        lines.append(f"PublicKey = {key_ref(self.name)}")
+        if self.endpoint:
+            lines.append(f"Endpoint = {self.endpoint}")
+        lines.append(f"AllowedIPs = {', '.join(self.allowed_ips)}")
+        if self.keepalive:
+            lines.append(f"PersistentKeepalive = {self.keepalive}")
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -46,16 +62,7 @@ def conf_text(plan: Plan, iface: Interface) -> str:
         "[Interface]",
         f"ListenPort = {plan.stack.tunnel.port}",
     ]
-    for p in iface.peers:
-        lines += ["", "[Peer]"]
-        if p.comment:
-            lines.append(f"# {p.comment}")
-        lines.append(f"PublicKey = {key_ref(p.name)}")
-        if p.endpoint:
-            lines.append(f"Endpoint = {p.endpoint}")
-        lines.append(f"AllowedIPs = {', '.join(p.allowed_ips)}")
-        if p.keepalive:
-            lines.append(f"PersistentKeepalive = {p.keepalive}")
+    lines += [p.section for p in iface.peers]
     return "\n".join(lines) + "\n"
 
 
@@ -80,7 +87,24 @@ def hub_interface(plan: Plan) -> Interface:
     return Interface(f"the hub on site {plan.controller.name}", plan.hub_overlay_ip, [], peers)
 
 
-def node_interface(plan: Plan, site: SitePlan, node: NodePlan) -> Interface:
+def site_mates(plan: Plan, site: SitePlan) -> list[Peer]:
+    """Every node of a site as its site mates peer with it: directly, on the site network."""
+    port = plan.stack.tunnel.port
+    return [
+        Peer(
+            mate.name,
+            (f"{mate.overlay_ip}/32",),
+            endpoint=f"{mate.site_ip}:{port}",
+            comment=f"{mate.name}, same site: direct",
+        )
+        for mate in site.nodes
+    ]
+
+
+def node_interface(
+    plan: Plan, site: SitePlan, node: NodePlan, mates: list[Peer] | None = None
+) -> Interface:
+    """`mates`: site_mates(plan, site), when the caller has it already."""
     t = plan.stack.tunnel
     peers = [
         Peer(
@@ -91,16 +115,9 @@ def node_interface(plan: Plan, site: SitePlan, node: NodePlan) -> Interface:
             comment=f"the hub on site {plan.controller.name}",
         )
     ]
-    for mate in site.nodes:
-        if mate.name != node.name:
-            peers.append(
-                Peer(
-                    mate.name,
-                    (f"{mate.overlay_ip}/32",),
-                    endpoint=f"{mate.site_ip}:{t.port}",
-                    comment=f"{mate.name}, same site: direct",
-                )
-            )
+    peers += [
+        p for p in (site_mates(plan, site) if mates is None else mates) if p.name != node.name
+    ]
     assert node.overlay_ip is not None
     return Interface(
         f"{node.name} (site {site.name})", node.overlay_ip, list(plan.routed_networks), peers
@@ -120,5 +137,7 @@ def render_wireguard(plan: Plan) -> Iterable[Artifact]:
         return
     yield from _files(plan, plan.controller.name, HUB, hub_interface(plan))
     for site in plan.tunneled_sites:
+        mates = site_mates(plan, site)
         for node in site.nodes:
-            yield from _files(plan, site.name, node.name, node_interface(plan, site, node))
+            iface = node_interface(plan, site, node, mates)
+            yield from _files(plan, site.name, node.name, iface)
