@@ -8,10 +8,12 @@ default so a user's own `make up` cluster is left alone.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from clusterlib import (
     started_at,
     wait_for,
 )
+from hpcstack.contract import METRICS_TOKEN_PATH, METRICS_USER, SLURMCTLD_PORT
 from hpcstack.output.state import load_generated
 from hpcstack.render.compose import built_images
 
@@ -183,6 +186,29 @@ def test_prometheus_scrapes_every_target(cluster: Path) -> None:
     assert any(t["scrapeUrl"].startswith("http://10.97.1.4:9100") for t in targets)
     status = hpcstack(cluster, "status")
     assert "prometheus targets" in status
+
+
+def test_slurm_metrics_need_the_token_prometheus_scrapes_with(cluster: Path) -> None:
+    prometheus = f"{NAME}-cloud-prometheus-1"
+    url = f"http://172.29.0.12:{SLURMCTLD_PORT}/metrics/nodes"
+    # a scraper without the token, from Prometheus's own container: refused
+    bare = docker("exec", prometheus, "wget", "-S", "-qO-", url, check=False)
+    assert bare.returncode != 0 and "401" in bare.stderr, bare.stderr
+    # Prometheus's scrape, with the minted token, works on every native endpoint
+    targets = prom("/api/v1/targets")["data"]["activeTargets"]
+    native = [t for t in targets if t["labels"]["job"] == "slurmctld"]
+    assert len(native) == 4 and all(t["health"] == "up" for t in native), native
+    query = urllib.parse.quote('slurm_nodes{job="slurmctld"}')
+    up = prom(f"/api/v1/query?query={query}")["data"]["result"]
+    assert up and float(up[0]["value"][1]) >= 2, up
+    # the token is the metrics identity's, and it never shows in a log
+    token = docker("exec", prometheus, "cat", METRICS_TOKEN_PATH).stdout
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["sun"] == METRICS_USER
+    for service in ("slurmctld", "prometheus"):
+        logs = docker("logs", f"{NAME}-cloud-{service}-1")
+        assert token.split(".")[2] not in logs.stdout + logs.stderr, service
 
 
 def test_dashboard_panels_show_data(cluster: Path) -> None:
