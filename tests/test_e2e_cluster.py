@@ -15,6 +15,7 @@ import subprocess
 import time
 import urllib.parse
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,32 @@ def test_slurm_metrics_need_the_token_prometheus_scrapes_with(cluster: Path) -> 
     for service in ("slurmctld", "prometheus"):
         logs = docker("logs", f"{NAME}-cloud-{service}-1")
         assert token.split(".")[2] not in logs.stdout + logs.stderr, service
+
+
+def instant(stamp: str) -> datetime:
+    """An RFC 3339 time from Docker or Prometheus (nanoseconds, Z) as a datetime."""
+    return datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", stamp).replace("Z", "+00:00"))
+
+
+def test_a_renewed_metrics_token_restarts_prometheus_which_scrapes_with_it(cluster: Path) -> None:
+    # Debian's Prometheus keeps the first token it read (prometheus/common#981): its container
+    # restarts Prometheus when the file changes (decision rest-0014).
+    prometheus = f"{NAME}-cloud-prometheus-1"
+    before = started_at(prometheus)
+    docker("exec", CTL, "hpcstack-metrics-token", "--renew")
+    wait_for("Prometheus restarted", lambda: started_at(prometheus) != before, timeout=90)
+    restarted = instant(started_at(prometheus))
+
+    def native_up_since_restart() -> bool:
+        try:
+            targets = prom("/api/v1/targets")["data"]["activeTargets"]
+        except (subprocess.CalledProcessError, AssertionError, ValueError):
+            return False  # still starting
+        native = [t for t in targets if t["labels"]["job"] == "slurmctld"]
+        fresh = [t for t in native if instant(t["lastScrape"]) > restarted and t["health"] == "up"]
+        return len(fresh) == 4
+
+    wait_for("the native endpoints scraped after the restart", native_up_since_restart, 150, 5)
 
 
 def test_dashboard_panels_show_data(cluster: Path) -> None:

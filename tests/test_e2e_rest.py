@@ -289,17 +289,24 @@ def test_no_token_appears_in_any_log(cluster: Path) -> None:
             assert tok.split(".")[1] not in logged, container
 
 
-def readme_rest_example(repo: Path) -> str:
-    """The README's copy-paste block for the REST API, aimed at this test's cluster."""
+def readme_rest_examples(repo: Path) -> list[str]:
+    """The README's copy-paste blocks for the REST API and /metrics, aimed at this cluster."""
     section = (repo / "README.md").read_text().split("## REST API and tokens", 1)[1]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    section = section.split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in section.split("```sh\n")[1:]]
     cli = f"{sys.executable} -m hpcstack.cli.main"
-    return block.replace(".venv/bin/hpcstack", cli).replace(":6820/", f":{REST_PORT}/")
+    controller = f"{SUBNET}.{contract.SERVICE_HOSTS['slurmctld']}"
+    return [
+        b.replace(".venv/bin/hpcstack", cli)
+        .replace(":6820/", f":{REST_PORT}/")
+        .replace("172.28.0.12:", f"{controller}:")
+        for b in blocks
+    ]
 
 
 def test_the_readme_rest_examples_work_as_printed(cluster: Path, repo: Path) -> None:
-    script = readme_rest_example(repo)
-    assert script.count("curl") == 5
+    script, metrics = readme_rest_examples(repo)
+    assert script.count("curl ") == 4  # nodes, submit, accounting, the refusal
     env = {**os.environ, "PYTHONPATH": str(GENERATOR)}
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
@@ -319,6 +326,11 @@ def test_the_readme_rest_examples_work_as_printed(cluster: Path, repo: Path) -> 
     assert submitted.get("job_id") and not submitted.get("errors"), submitted
     assert "jobs" in accounting and not accounting.get("errors"), accounting
     assert text[pos:].strip() == "401", text[pos:]
+    scraped = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", metrics],
+        cwd=cluster, capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert scraped.returncode == 0 and "slurm_nodes" in scraped.stdout, scraped.stderr
 
 
 def rest_health() -> str:

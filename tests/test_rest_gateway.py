@@ -4,10 +4,13 @@ secrets into files, run here in bash with the contract pointed at a temporary di
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -210,22 +213,38 @@ def fake_scontrol(bin_dir: Path, output: str, rc: int = 0) -> None:
     tool.chmod(0o755)
 
 
-def renew_once(script: Path, bin_dir: Path) -> subprocess.CompletedProcess[str]:
+def minter(script: Path, bin_dir: Path, mode: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    argv = ["bash", str(script), "--once"]
-    return subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    argv = ["bash", str(script), mode]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=60)
 
 
-def test_the_metrics_token_is_written_to_the_volume_and_never_printed(contract_dir: Path) -> None:
+def jwt_ending_in(seconds: int) -> str:
+    def part(doc: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+
+    claims = {"sun": contract.METRICS_USER, "exp": int(time.time()) + seconds}
+    return f"{part({'alg': 'HS256'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+@pytest.fixture
+def token_file(contract_dir: Path) -> Path:
+    path = contract_dir / contract.METRICS_TOKEN_PATH.lstrip("/")
+    path.parent.mkdir(parents=True)
+    return path
+
+
+def test_a_missing_token_is_minted_into_the_volume_and_never_printed(
+    contract_dir: Path, token_file: Path
+) -> None:
     script = image_script("metrics-token.sh", contract_dir)
-    token_file = contract_dir / contract.METRICS_TOKEN_PATH.lstrip("/")
-    token_file.parent.mkdir(parents=True)
-    tok = "eyJhbGciOiJIUzI1NiJ9.eyJzdW4iOiJzbHVybS1tZXRyaWNzIn0.c2lnbmF0dXJl"
+    tok = jwt_ending_in(contract.METRICS_TOKEN_LIFESPAN_S)
     fake_scontrol(contract_dir / "bin", f"SLURM_JWT={tok}\n")
-    done = renew_once(script, contract_dir / "bin")
+    done = minter(script, contract_dir / "bin", "--once")
     assert done.returncode == 0, done.stderr
     assert token_file.read_text() == tok
-    assert tok not in done.stdout + done.stderr
+    assert tok not in done.stdout + done.stderr and tok.split(".")[2] not in done.stderr
+    assert "no readable token" in done.stderr  # the reason, logged
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o644
     args = (contract_dir / "bin" / "scontrol.args").read_text().split()
     assert args == [
@@ -233,18 +252,38 @@ def test_the_metrics_token_is_written_to_the_volume_and_never_printed(contract_d
         f"username={contract.METRICS_USER}",
         f"lifespan={contract.METRICS_TOKEN_LIFESPAN_S}",
     ]
-    assert contract.METRICS_TOKEN_RENEW_S * 3 < contract.METRICS_TOKEN_LIFESPAN_S
+
+
+def test_a_token_is_kept_until_30_days_before_it_ends(contract_dir: Path, token_file: Path) -> None:
+    script = image_script("metrics-token.sh", contract_dir)
+    new = jwt_ending_in(contract.METRICS_TOKEN_LIFESPAN_S)
+    fake_scontrol(contract_dir / "bin", f"SLURM_JWT={new}\n")
+    young = jwt_ending_in(contract.METRICS_TOKEN_RENEW_BEFORE_S + 86400)
+    token_file.write_text(young)
+    assert minter(script, contract_dir / "bin", "--once").returncode == 0
+    assert token_file.read_text() == young  # (no slurmctld answers here: nothing refuses it)
+    assert not (contract_dir / "bin" / "scontrol.args").exists()
+    token_file.write_text(jwt_ending_in(contract.METRICS_TOKEN_RENEW_BEFORE_S - 86400))
+    done = minter(script, contract_dir / "bin", "--once")
+    assert done.returncode == 0 and token_file.read_text() == new
+    assert "the token ends" in done.stderr
 
 
 @pytest.mark.parametrize(
     ("output", "rc"),
     [("SLURM_JWT=abc\n", 1), ("scontrol: error: Invalid user\n", 0), ("SLURM_JWT=a b\n", 0)],
 )
-def test_a_failed_renewal_keeps_the_last_token(contract_dir: Path, output: str, rc: int) -> None:
+def test_a_failed_renewal_keeps_the_last_token(
+    contract_dir: Path, token_file: Path, output: str, rc: int
+) -> None:
     script = image_script("metrics-token.sh", contract_dir)
-    token_file = contract_dir / contract.METRICS_TOKEN_PATH.lstrip("/")
-    token_file.parent.mkdir(parents=True)
     token_file.write_text("previous")
     fake_scontrol(contract_dir / "bin", output, rc)
-    assert renew_once(script, contract_dir / "bin").returncode != 0
+    assert minter(script, contract_dir / "bin", "--renew").returncode != 0
     assert token_file.read_text() == "previous"
+
+
+def test_the_lifespan_leaves_time_for_renewal() -> None:
+    renewals = contract.METRICS_TOKEN_RENEW_BEFORE_S // contract.METRICS_TOKEN_CHECK_S
+    assert renewals >= 24 * 7  # a week of hourly tries before the old token ends
+    assert contract.METRICS_TOKEN_LIFESPAN_S > 2 * contract.METRICS_TOKEN_RENEW_BEFORE_S

@@ -107,12 +107,16 @@ REST_SOCKET_DIR = "/run/hpcstack-rest"
 REST_SOCKET = f"{REST_SOCKET_DIR}/slurmrestd.sock"
 REST_TOKEN_HEADER = "X-SLURM-USER-TOKEN"  # Slurm's header; the only one the gateway reads
 # Prometheus's token for Slurm's /metrics: slurmctld's container mints it (`scontrol token`) into
-# a volume that only it and Prometheus mount, and renews it long before it expires.
+# a volume that only it and Prometheus mount. It lives a year and is minted anew 30 days before it
+# ends (or when slurmctld refuses it); Prometheus restarts itself when it changes, because
+# Debian's Prometheus keeps the first token it read (rest-0014).
 METRICS_TOKEN_DIR = "/run/hpcstack-metrics"
 METRICS_TOKEN_PATH = f"{METRICS_TOKEN_DIR}/token"
 METRICS_TOKEN_VOLUME = "metrics-token"
-METRICS_TOKEN_LIFESPAN_S = 7200
-METRICS_TOKEN_RENEW_S = 1800
+METRICS_TOKEN_LIFESPAN_S = 365 * 86400
+METRICS_TOKEN_RENEW_BEFORE_S = 30 * 86400
+METRICS_TOKEN_CHECK_S = 3600  # how often the minter looks at the token
+METRICS_TOKEN_WATCH_S = 60  # how often Prometheus's container looks for a new one
 GPU_JOB_DIR = "/run/hpcstack/gpu-jobs"  # the Slurm prolog writes one file per GPU index here
 DEMO_DIR = "/opt/hpcstack/demo"
 SHARED_DIR = "/shared"
@@ -148,6 +152,9 @@ ENV_MKNOD_GPUS = "HPCSTACK_MKNOD_GPUS"  # gpu_runtime mknod: the device numbers 
 ENV_FS_SERVER = "HPCSTACK_FS_SERVER"  # a shared-filesystem client: the server's address
 ENV_FS_WAIT = "HPCSTACK_FS_WAIT"  # ... and how many seconds it waits for the mount at start
 ENV_FS_ALLOW = "HPCSTACK_FS_ALLOW"  # the fs server: the networks its clients come from
+# Prometheus (not a slurm-image service): the token file to watch, and how often
+ENV_METRICS_TOKEN = "HPCSTACK_METRICS_TOKEN"
+ENV_METRICS_TOKEN_WATCH_S = "HPCSTACK_METRICS_TOKEN_WATCH_S"
 # wireguard/<site>/<peer>.env, which hpcstack-tunnel sources: the interface settings `wg setconf`
 # does not read (the .conf beside it holds only what it does).
 WG_ENV_ADDRESS = "HPCSTACK_WG_ADDRESS"  # the peer's overlay address with prefix length
@@ -172,7 +179,8 @@ def shell_variables() -> dict[str, str]:
         "HPCSTACK_METRICS_TOKEN_DIR": METRICS_TOKEN_DIR,
         "HPCSTACK_METRICS_TOKEN_PATH": METRICS_TOKEN_PATH,
         "HPCSTACK_METRICS_TOKEN_LIFESPAN_S": str(METRICS_TOKEN_LIFESPAN_S),
-        "HPCSTACK_METRICS_TOKEN_RENEW_S": str(METRICS_TOKEN_RENEW_S),
+        "HPCSTACK_METRICS_TOKEN_RENEW_BEFORE_S": str(METRICS_TOKEN_RENEW_BEFORE_S),
+        "HPCSTACK_METRICS_TOKEN_CHECK_S": str(METRICS_TOKEN_CHECK_S),
         "HPCSTACK_JWT_KEY_SECRET": f"{SECRETS_DIR}/{JWT_KEY_SECRET}",
         "HPCSTACK_JWT_KEY_PATH": JWT_KEY_PATH,
         "HPCSTACK_SSHD_PORT": str(SSHD_PORT),

@@ -11,10 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from hpcstack.contract import (
+    ENV_METRICS_TOKEN,
+    ENV_METRICS_TOKEN_WATCH_S,
     EXPORTER_PORTS,
     GPU_JOB_DIR,
     METRICS_TOKEN_DIR,
+    METRICS_TOKEN_PATH,
     METRICS_TOKEN_VOLUME,
+    METRICS_TOKEN_WATCH_S,
     MUNGE_KEY_SECRET,
     SECRETS_DIR,
     SLURM_CONF_DIR,
@@ -70,7 +74,7 @@ def metrics_token_mount(plan: Plan, read_only: bool) -> list[str]:
 
 def prometheus_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
     mon = plan.stack.monitoring
-    return {
+    svc: dict[str, Any] = {
         **_built(plan, "prometheus"),
         "command": [
             "--config.file=/etc/prometheus/prometheus.yml",
@@ -88,6 +92,15 @@ def prometheus_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
         **_net(site, "prometheus"),
         **_overlay_route(plan, site),
     }
+    if metrics_token(plan):
+        # the entrypoint restarts Prometheus when the token changes (it keeps the first it read)
+        svc.setdefault("environment", {}).update(
+            {
+                ENV_METRICS_TOKEN: METRICS_TOKEN_PATH,
+                ENV_METRICS_TOKEN_WATCH_S: str(METRICS_TOKEN_WATCH_S),
+            }
+        )
+    return svc
 
 
 def _overlay_route(plan: Plan, site: SitePlan) -> dict[str, Any]:
