@@ -29,8 +29,10 @@ watch_token() {
   # The token Prometheus holds is the first one it found: the file as it is now, or (absent now)
   # as it is first seen.
   local file=$1 pid=$2 seen now
+  trap ':' HUP  # `hpcstack up` reloads Prometheus with SIGHUP, which tini hands to us all
   seen=$(cksum "$file" 2>/dev/null) || seen=
-  while sleep "${HPCSTACK_METRICS_TOKEN_WATCH_S:-60}"; do
+  while true; do
+    sleep "${HPCSTACK_METRICS_TOKEN_WATCH_S:-60}" || true
     now=$(cksum "$file" 2>/dev/null) || continue
     if [ -z "$seen" ]; then seen=$now; continue; fi
     if [ "$now" != "$seen" ]; then
@@ -45,9 +47,13 @@ if [ -z "${HPCSTACK_METRICS_TOKEN:-}" ]; then run "$@"; fi
 run "$@" &
 pid=$!
 watch_token "$HPCSTACK_METRICS_TOKEN" "$pid" &
-# tini -g hands a stop signal to the whole group: wait for Prometheus to finish its shutdown.
+# tini -g hands every signal to the whole group: on a stop, wait for Prometheus to finish its
+# shutdown; a SIGHUP (reload) is Prometheus's alone, this shell stays.
 trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
+trap ':' HUP
 rc=0
-wait "$pid" || rc=$?
-wait "$pid" 2>/dev/null || true
+while true; do
+  if wait "$pid"; then rc=0; else rc=$?; fi
+  kill -0 "$pid" 2>/dev/null || break
+done
 exit "$rc"
