@@ -94,7 +94,7 @@ lint: venv ## ruff, mypy, shellcheck, terraform fmt + checkov + HCL assertions, 
 	$(VENV)/bin/mypy
 	$(VENV)/bin/shellcheck scripts/*.sh .ci/run generator/hpcstack/templates/images/*/*.sh generator/hpcstack/templates/images/slurm/demo/*.sh
 	PY=$(CURDIR)/$(PY) scripts/lint-terraform.sh
-	scripts/promtool.sh check config prometheus/prometheus.yml
+	scripts/promtool.sh check-config prometheus/prometheus.yml
 	scripts/promtool.sh check rules prometheus/rules/*.yml
 	scripts/promtool.sh test rules prometheus/tests/*.yml
 

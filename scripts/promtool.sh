@@ -3,6 +3,10 @@
 # (no root, no service started): the newest version apt can see is downloaded and unpacked.
 # Usage: scripts/promtool.sh ARGS...      run promtool ARGS
 #        scripts/promtool.sh --path       print the promtool path (installing if needed)
+#        scripts/promtool.sh check-config FILE
+#            `promtool check config` of FILE with each `credentials_file:` pointed at a stand-in
+#            (those files exist only inside the Prometheus container, written at run time);
+#            the rest, rule files included, is checked where FILE is.
 # PROMTOOL=/path/to/promtool uses that binary instead; HPCSTACK_CACHE moves the cache.
 set -euo pipefail
 die() { printf 'promtool.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -39,4 +43,15 @@ find_promtool() {
 bin=$(find_promtool)
 [ -x "$bin" ] || die "promtool not found at $bin"
 if [ "${1:-}" = "--path" ]; then printf '%s\n' "$bin"; exit 0; fi
+if [ "${1:-}" = "check-config" ]; then
+  config=${2:?usage: promtool.sh check-config FILE}
+  [ -r "$config" ] || die "cannot read $config"
+  tmp=$(mktemp "$(dirname "$config")/.promtool-check.XXXXXX.yml")
+  stand_in=$(mktemp)
+  trap 'rm -f "$tmp" "$stand_in"' EXIT
+  printf 'stand-in\n' >"$stand_in"
+  sed -E "s#^([[:space:]]*credentials_file:[[:space:]]*).*#\1$stand_in#" "$config" >"$tmp"
+  "$bin" check config "$tmp"
+  exit
+fi
 exec "$bin" "$@"

@@ -8,11 +8,14 @@ default so a user's own `make up` cluster is left alone.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from clusterlib import (
     started_at,
     wait_for,
 )
+from hpcstack.contract import METRICS_TOKEN_PATH, METRICS_USER, SLURMCTLD_PORT
 from hpcstack.output.state import load_generated
 from hpcstack.render.compose import built_images
 
@@ -183,6 +187,55 @@ def test_prometheus_scrapes_every_target(cluster: Path) -> None:
     assert any(t["scrapeUrl"].startswith("http://10.97.1.4:9100") for t in targets)
     status = hpcstack(cluster, "status")
     assert "prometheus targets" in status
+
+
+def test_slurm_metrics_need_the_token_prometheus_scrapes_with(cluster: Path) -> None:
+    prometheus = f"{NAME}-cloud-prometheus-1"
+    url = f"http://172.29.0.12:{SLURMCTLD_PORT}/metrics/nodes"
+    # a scraper without the token, from Prometheus's own container: refused
+    bare = docker("exec", prometheus, "wget", "-S", "-qO-", url, check=False)
+    assert bare.returncode != 0 and "401" in bare.stderr, bare.stderr
+    # Prometheus's scrape, with the minted token, works on every native endpoint
+    targets = prom("/api/v1/targets")["data"]["activeTargets"]
+    native = [t for t in targets if t["labels"]["job"] == "slurmctld"]
+    assert len(native) == 4 and all(t["health"] == "up" for t in native), native
+    query = urllib.parse.quote('slurm_nodes{job="slurmctld"}')
+    up = prom(f"/api/v1/query?query={query}")["data"]["result"]
+    assert up and float(up[0]["value"][1]) >= 2, up
+    # the token is the metrics identity's, and it never shows in a log
+    token = docker("exec", prometheus, "cat", METRICS_TOKEN_PATH).stdout
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["sun"] == METRICS_USER
+    for service in ("slurmctld", "prometheus"):
+        logs = docker("logs", f"{NAME}-cloud-{service}-1")
+        assert token.split(".")[2] not in logs.stdout + logs.stderr, service
+
+
+def instant(stamp: str) -> datetime:
+    """An RFC 3339 time from Docker or Prometheus (nanoseconds, Z) as a datetime."""
+    return datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", stamp).replace("Z", "+00:00"))
+
+
+def test_a_renewed_metrics_token_restarts_prometheus_which_scrapes_with_it(cluster: Path) -> None:
+    # Debian's Prometheus keeps the first token it read (prometheus/common#981): its container
+    # restarts Prometheus when the file changes (decision rest-0014).
+    prometheus = f"{NAME}-cloud-prometheus-1"
+    before = started_at(prometheus)
+    docker("exec", CTL, "hpcstack-metrics-token", "--renew")
+    wait_for("Prometheus restarted", lambda: started_at(prometheus) != before, timeout=90)
+    restarted = instant(started_at(prometheus))
+
+    def native_up_since_restart() -> bool:
+        try:
+            targets = prom("/api/v1/targets")["data"]["activeTargets"]
+        except (subprocess.CalledProcessError, AssertionError, ValueError):
+            return False  # still starting
+        native = [t for t in targets if t["labels"]["job"] == "slurmctld"]
+        fresh = [t for t in native if instant(t["lastScrape"]) > restarted and t["health"] == "up"]
+        return len(fresh) == 4
+
+    wait_for("the native endpoints scraped after the restart", native_up_since_restart, 150, 5)
 
 
 def test_dashboard_panels_show_data(cluster: Path) -> None:

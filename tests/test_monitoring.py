@@ -187,9 +187,14 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_promtool_check_config(generated: Path) -> None:
-    done = promtool("check", "config", str(generated / "prometheus" / "prometheus.yml"))
+    config = generated / "prometheus" / "prometheus.yml"
+    done = promtool("check-config", str(config))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout + done.stderr
+    # the stand-in is for the token file alone: a real mistake still fails
+    config.with_name("broken.yml").write_text(config.read_text() + "bogus_key: 1\n")
+    done = promtool("check-config", str(config.with_name("broken.yml")))
+    assert done.returncode != 0
 
 
 def test_promtool_check_rules(generated: Path) -> None:

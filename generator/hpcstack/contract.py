@@ -15,7 +15,9 @@ import re
 SLURMCTLD_PORT = 6817
 SLURMD_PORT = 6818
 SLURMDBD_PORT = 6819
-SLURMRESTD_PORT = 6820  # slurmrestd inside its container; published on the host's 127.0.0.1
+# The REST gateway (nginx, verifying every token) inside the slurmrestd container; published on
+# the host's 127.0.0.1. slurmrestd itself listens only on REST_SOCKET, behind it.
+SLURMRESTD_PORT = 6820
 SRUN_PORT_RANGE = (60001, 60999)
 SSHD_PORT = 22  # the cloud sshd inside its container (ssh mode); published on tunnel.ssh_port
 NODE_PORT_BASE = 17001  # ssh mode: the first controller-side port of a tunneled node
@@ -64,6 +66,10 @@ JOB_USER = "hpc"  # the demo's unprivileged user in the images
 JOB_USER_UID = 1000
 SSH_USER = "tunnel"  # ssh mode: the only login the cloud sshd accepts
 REST_USER = "slurmrest"  # slurmrestd refuses root and SlurmUser: it runs as this one
+REST_GATEWAY_USER = "www-data"  # nginx's workers (Debian's web server user)
+# The identity Prometheus scrapes Slurm's /metrics as (MetricsAuthUsers): a system user of the
+# slurm image with no Slurm account, so its token can read but never submit.
+METRICS_USER = "slurm-metrics"
 
 # --- names -----------------------------------------------------------------------------------
 HUB = "hub"  # the WireGuard hub's peer name
@@ -92,6 +98,25 @@ SECRETS_DIR = "/run/secrets"  # compose secrets
 SSHD_HOST_KEY_PATH = "/etc/ssh/hpcstack_host_ed25519_key"  # the sshd host key, copied at start
 SSHD_AUTHORIZED_KEYS_DIR = "/etc/ssh/authorized_keys.d"  # sshd_config's AuthorizedKeysFile %u
 JWT_KEY_PATH = "/run/hpcstack-jwt/jwt_hs256.key"  # the entrypoint installs it here, slurm 0400
+# The REST gateway: its nginx configuration (from templates/images/slurm/rest-gateway.conf.j2),
+# the include the entrypoint writes at start with the JWT key in hex (root 0400, never in the
+# image), and slurmrestd's socket, in a directory only nginx's group may enter.
+REST_GATEWAY_CONF = "/etc/nginx/hpcstack-rest-gateway.conf"
+REST_GATEWAY_KEY_CONF = "/run/hpcstack-rest-key/jwt_key.conf"
+REST_SOCKET_DIR = "/run/hpcstack-rest"
+REST_SOCKET = f"{REST_SOCKET_DIR}/slurmrestd.sock"
+REST_TOKEN_HEADER = "X-SLURM-USER-TOKEN"  # Slurm's header; the only one the gateway reads
+# Prometheus's token for Slurm's /metrics: slurmctld's container mints it (`scontrol token`) into
+# a volume that only it and Prometheus mount. It lives a year and is minted anew 30 days before it
+# ends (or when slurmctld refuses it); Prometheus restarts itself when it changes, because
+# Debian's Prometheus keeps the first token it read (rest-0014).
+METRICS_TOKEN_DIR = "/run/hpcstack-metrics"
+METRICS_TOKEN_PATH = f"{METRICS_TOKEN_DIR}/token"
+METRICS_TOKEN_VOLUME = "metrics-token"
+METRICS_TOKEN_LIFESPAN_S = 365 * 86400
+METRICS_TOKEN_RENEW_BEFORE_S = 30 * 86400
+METRICS_TOKEN_CHECK_S = 3600  # how often the minter looks at the token
+METRICS_TOKEN_WATCH_S = 60  # how often Prometheus's container looks for a new one
 GPU_JOB_DIR = "/run/hpcstack/gpu-jobs"  # the Slurm prolog writes one file per GPU index here
 DEMO_DIR = "/opt/hpcstack/demo"
 SHARED_DIR = "/shared"
@@ -127,6 +152,9 @@ ENV_MKNOD_GPUS = "HPCSTACK_MKNOD_GPUS"  # gpu_runtime mknod: the device numbers 
 ENV_FS_SERVER = "HPCSTACK_FS_SERVER"  # a shared-filesystem client: the server's address
 ENV_FS_WAIT = "HPCSTACK_FS_WAIT"  # ... and how many seconds it waits for the mount at start
 ENV_FS_ALLOW = "HPCSTACK_FS_ALLOW"  # the fs server: the networks its clients come from
+# Prometheus (not a slurm-image service): the token file to watch, and how often
+ENV_METRICS_TOKEN = "HPCSTACK_METRICS_TOKEN"
+ENV_METRICS_TOKEN_WATCH_S = "HPCSTACK_METRICS_TOKEN_WATCH_S"
 # wireguard/<site>/<peer>.env, which hpcstack-tunnel sources: the interface settings `wg setconf`
 # does not read (the .conf beside it holds only what it does).
 WG_ENV_ADDRESS = "HPCSTACK_WG_ADDRESS"  # the peer's overlay address with prefix length
@@ -142,6 +170,17 @@ def shell_variables() -> dict[str, str]:
         "HPCSTACK_SLURMDBD_PORT": str(SLURMDBD_PORT),
         "HPCSTACK_SLURMRESTD_PORT": str(SLURMRESTD_PORT),
         "HPCSTACK_REST_USER": REST_USER,
+        "HPCSTACK_REST_GATEWAY_USER": REST_GATEWAY_USER,
+        "HPCSTACK_REST_GATEWAY_CONF": REST_GATEWAY_CONF,
+        "HPCSTACK_REST_GATEWAY_KEY_CONF": REST_GATEWAY_KEY_CONF,
+        "HPCSTACK_REST_SOCKET_DIR": REST_SOCKET_DIR,
+        "HPCSTACK_REST_SOCKET": REST_SOCKET,
+        "HPCSTACK_METRICS_USER": METRICS_USER,
+        "HPCSTACK_METRICS_TOKEN_DIR": METRICS_TOKEN_DIR,
+        "HPCSTACK_METRICS_TOKEN_PATH": METRICS_TOKEN_PATH,
+        "HPCSTACK_METRICS_TOKEN_LIFESPAN_S": str(METRICS_TOKEN_LIFESPAN_S),
+        "HPCSTACK_METRICS_TOKEN_RENEW_BEFORE_S": str(METRICS_TOKEN_RENEW_BEFORE_S),
+        "HPCSTACK_METRICS_TOKEN_CHECK_S": str(METRICS_TOKEN_CHECK_S),
         "HPCSTACK_JWT_KEY_SECRET": f"{SECRETS_DIR}/{JWT_KEY_SECRET}",
         "HPCSTACK_JWT_KEY_PATH": JWT_KEY_PATH,
         "HPCSTACK_SSHD_PORT": str(SSHD_PORT),

@@ -38,12 +38,22 @@ case "${1:-}" in
     ss -Htln "sport = :$HPCSTACK_SLURMCTLD_PORT" | grep -q .
     ;;
   slurmrestd)
-    # Serving with JWT auth loaded: every path, /openapi/v3 included, needs a token, which a
-    # healthcheck must not hold: slurmrestd's refusal (HTTP 401) is the sign of life.
+    # Ready = both daemons serve. Every path needs a token, which a healthcheck must not hold:
+    # the refusal (HTTP 401) is the sign of life, the gateway's own on the published port (a
+    # request without a token never passes it), then slurmrestd's on its socket behind it.
     exec 3<>"/dev/tcp/127.0.0.1/$HPCSTACK_SLURMRESTD_PORT" || exit 1
     printf 'GET /openapi/v3 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
     IFS= read -r -t 5 status <&3 || exit 1
-    [[ $status =~ ^HTTP/1\.[01]\ (200|401)\  ]]
+    [[ $status =~ ^HTTP/1\.[01]\ 401\  ]] || exit 1
+    python3 - "$HPCSTACK_REST_SOCKET" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(b"GET /openapi/v3 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+status = s.makefile("rb").readline().split()[1:2]
+sys.exit(0 if status in ([b"200"], [b"401"]) else 1)
+PY
     ;;
   *)
     echo "usage: hpcstack-healthcheck slurmctld|slurmdbd|slurmd [NODE]|tunnel|fs|sshd|ssh-tunnel|slurmrestd|login" >&2

@@ -17,6 +17,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
+from hpcstack.contract import METRICS_USER, REST_USER
 from hpcstack.definition.grammar import LAB_NAME, SSH_PUBLIC_KEY
 from hpcstack.definition.model import DEMO_UID, DEMO_USER, FIRST_LAB_UID, LAST_LAB_UID, Stack
 from hpcstack.definition.registry import check
@@ -24,7 +25,7 @@ from hpcstack.errors import Problem
 
 # Names the slurm image already has (users and groups): a lab user may not take one.
 _USERS = "root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc _apt"
-_USERS += " nobody systemd-network munge slurm sshd tunnel"
+_USERS += f" nobody systemd-network munge slurm sshd tunnel {REST_USER} {METRICS_USER}"
 _GROUPS = "adm tty disk kmem dialout fax voice cdrom floppy tape sudo audio dip operator src shadow"
 _GROUPS += " utmp video sasl plugdev staff users nogroup lpadmin systemd-journal _ssh"
 IMAGE_USERS = frozenset(_USERS.split())

@@ -44,7 +44,7 @@ from hpcstack.render.compose_common import (
 )
 from hpcstack.render.compose_fs import fs_server, fs_server_volumes, site_mounts, use_shared_fs
 from hpcstack.render.compose_users import add_users
-from hpcstack.render.monitoring_compose import monitoring_services
+from hpcstack.render.monitoring_compose import metrics_token_mount, monitoring_services
 from hpcstack.render.rest_compose import rest_services
 from hpcstack.render.slurm import node_conf
 
@@ -112,6 +112,7 @@ def _slurmctld(plan: Plan, site: SitePlan) -> dict[str, Any]:
                 f"../slurm:{SLURM_CONF_DIR}:ro",
                 "slurmctld-state:/var/spool/slurmctld",
                 f"shared:{SHARED_DIR}",
+                *metrics_token_mount(plan, read_only=False),
             ],
             "networks": _net(site.service_ip("slurmctld")),
             "depends_on": {"slurmdbd": {"condition": "service_healthy"}},

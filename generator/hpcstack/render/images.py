@@ -1,9 +1,10 @@
 """images/: every image's build context, from templates/images/ (the tree mirrors the output).
 
-`Dockerfile.j2` files get the base image, suite, Slurm release and the contract's names; every
-other file is copied verbatim. The Slurm exporter's source is copied from this package into the
-slurm image's context so the image needs nothing but Debian's python3-prometheus-client (and
-python3-msgspec, which makes it faster; it runs without).
+The `.j2` files (the Dockerfiles, the REST gateway's nginx configuration) get the base image,
+suite, Slurm release and the contract's names; every other file is copied verbatim. The Slurm
+exporter's source is copied from this package into the slurm image's context so the image needs
+nothing but Debian's python3-prometheus-client (and python3-msgspec, which makes it faster; it
+runs without).
 """
 
 from __future__ import annotations
@@ -32,6 +33,17 @@ def image_context(plan: Plan) -> dict[str, object]:
         "job_user_uid": contract.JOB_USER_UID,
         "ssh_user": contract.SSH_USER,
         "rest_user": contract.REST_USER,
+        "metrics_user": contract.METRICS_USER,
+        "rest_gateway_conf": contract.REST_GATEWAY_CONF,
+        "rest_gateway": {
+            "user": contract.REST_GATEWAY_USER,
+            "port": contract.SLURMRESTD_PORT,
+            "socket": contract.REST_SOCKET,
+            "key_conf": contract.REST_GATEWAY_KEY_CONF,
+            "token_header": contract.REST_TOKEN_HEADER,
+            # nginx's variable for that request header
+            "token_var": "$http_" + contract.REST_TOKEN_HEADER.lower().replace("-", "_"),
+        },
         "contract_path": contract.CONTRACT_PATH,
         "lib_dir": contract.LIB_DIR,
         "demo_dir": contract.DEMO_DIR,

@@ -11,8 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from hpcstack.contract import (
+    ENV_METRICS_TOKEN,
+    ENV_METRICS_TOKEN_WATCH_S,
     EXPORTER_PORTS,
     GPU_JOB_DIR,
+    METRICS_TOKEN_DIR,
+    METRICS_TOKEN_PATH,
+    METRICS_TOKEN_VOLUME,
+    METRICS_TOKEN_WATCH_S,
     MUNGE_KEY_SECRET,
     SECRETS_DIR,
     SLURM_CONF_DIR,
@@ -26,7 +32,7 @@ from hpcstack.render.compose_common import (
     slurm_service_base,
 )
 from hpcstack.render.compose_common import build as _build
-from hpcstack.render.prometheus import gpu_sites
+from hpcstack.render.prometheus import gpu_sites, metrics_token
 
 GRAFANA_IMAGE = "grafana/grafana-oss:11.6.0"  # the Grafana build the dashboards are made for
 DCGM_IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3-4.1.3-ubuntu22.04"
@@ -58,9 +64,17 @@ def _http_health(
     return healthcheck(test, interval, timeout="5s", retries=retries, start_period=start_period)
 
 
+def metrics_token_mount(plan: Plan, read_only: bool) -> list[str]:
+    """The volume Prometheus's /metrics token travels in: written beside slurmctld, read by
+    Prometheus; no other service mounts it."""
+    if not metrics_token(plan):
+        return []
+    return [f"{METRICS_TOKEN_VOLUME}:{METRICS_TOKEN_DIR}" + (":ro" if read_only else "")]
+
+
 def prometheus_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
     mon = plan.stack.monitoring
-    return {
+    svc: dict[str, Any] = {
         **_built(plan, "prometheus"),
         "command": [
             "--config.file=/etc/prometheus/prometheus.yml",
@@ -68,12 +82,25 @@ def prometheus_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
             f"--storage.tsdb.retention.time={mon.retention}",
             f"--web.listen-address=:{EXPORTER_PORTS['prometheus']}",
         ],
-        "volumes": ["../prometheus:/etc/prometheus:ro", "prometheus-data:/prometheus"],
+        "volumes": [
+            "../prometheus:/etc/prometheus:ro",
+            "prometheus-data:/prometheus",
+            *metrics_token_mount(plan, read_only=True),
+        ],
         "ports": [f"127.0.0.1:{mon.prometheus_port}:{EXPORTER_PORTS['prometheus']}"],
         "healthcheck": _http_health(f"http://127.0.0.1:{EXPORTER_PORTS['prometheus']}/-/ready"),
         **_net(site, "prometheus"),
         **_overlay_route(plan, site),
     }
+    if metrics_token(plan):
+        # the entrypoint restarts Prometheus when the token changes (it keeps the first it read)
+        svc.setdefault("environment", {}).update(
+            {
+                ENV_METRICS_TOKEN: METRICS_TOKEN_PATH,
+                ENV_METRICS_TOKEN_WATCH_S: str(METRICS_TOKEN_WATCH_S),
+            }
+        )
+    return svc
 
 
 def _overlay_route(plan: Plan, site: SitePlan) -> dict[str, Any]:
@@ -210,6 +237,8 @@ def monitoring_services(plan: Plan, site: SitePlan) -> dict[str, dict[str, Any]]
         services["prometheus"] = prometheus_service(plan, site)
         services["slurm-exporter"] = slurm_exporter_service(plan, site)
         volumes["prometheus-data"] = {}
+        if metrics_token(plan):
+            volumes[METRICS_TOKEN_VOLUME] = {}
         if mon.grafana:
             services["grafana"] = grafana_service(site, mon.grafana_port)
             volumes["grafana-data"] = {}

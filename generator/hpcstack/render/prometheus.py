@@ -17,11 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpcstack.contract import EXPORTER_PORTS, SLURMCTLD_PORT
+from hpcstack.contract import EXPORTER_PORTS, METRICS_TOKEN_PATH, SLURMCTLD_PORT
 from hpcstack.definition.model import duration_seconds
 from hpcstack.plan.topology import Plan, SitePlan
 from hpcstack.render import Artifact, renderer
 from hpcstack.render._tree import render_tree
+from hpcstack.render.slurm import metrics_auth
 
 NATIVE_ENDPOINTS = ("jobs", "nodes", "partitions", "scheduler")
 # The native endpoint is an RPC into slurmctld: Slurm advises 60-120 s between scrapes.
@@ -48,6 +49,11 @@ def native_metrics(plan: Plan) -> bool:
     """Slurm serves /metrics (MetricsType=metrics/openmetrics) from 25.11 on."""
     major, minor = (int(x) for x in plan.stack.cluster.slurm_release.split("."))
     return (major, minor) >= (25, 11)
+
+
+def metrics_token(plan: Plan) -> bool:
+    """Prometheus scrapes Slurm's /metrics with a token (minted beside slurmctld)."""
+    return plan.stack.monitoring.enabled and native_metrics(plan) and metrics_auth(plan)
 
 
 def reachable_sites(plan: Plan) -> list[SitePlan]:
@@ -143,6 +149,9 @@ def prometheus_config(plan: Plan) -> dict[str, Any]:
         cfg: dict[str, Any] = {"job_name": job, "static_configs": _static_configs(targets[job])}
         if job == "slurmctld" and duration_seconds(mon.scrape_interval) < NATIVE_MIN_INTERVAL_S:
             cfg["scrape_interval"] = f"{NATIVE_MIN_INTERVAL_S}s"
+        if job == "slurmctld" and metrics_token(plan):
+            # Read at every scrape: the renewed token is used without a reload.
+            cfg["authorization"] = {"type": "Bearer", "credentials_file": METRICS_TOKEN_PATH}
         if job == "dcgm-exporter":
             cfg["metric_relabel_configs"] = dcgm_relabel(plan)
         scrape_configs.append(cfg)

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from hpcstack.contract import (
     JWT_KEY_PATH,
+    METRICS_USER,
     SLURMCTLD_PORT,
     SLURMD_PORT,
     SLURMDBD_PORT,
@@ -39,6 +40,12 @@ def _device_files(indices: tuple[int, ...]) -> str:
     if list(indices) == list(range(lo, hi + 1)):
         return f"/dev/nvidia[{lo}-{hi}]"
     return "/dev/nvidia[" + ",".join(str(i) for i in indices) + "]"
+
+
+def metrics_auth(plan: Plan) -> bool:
+    """Slurm checks a token on its /metrics endpoints (MetricsAuthUsers) from 26.05 on."""
+    major, minor = (int(x) for x in plan.stack.cluster.slurm_release.split("."))
+    return (major, minor) >= (26, 5)
 
 
 def def_mem_per_cpu(plan: Plan) -> int:
@@ -73,6 +80,7 @@ def template_context(plan: Plan) -> dict[str, object]:
         "db_name": DB_NAME,
         "db_user": DB_USER,
         "jwt_key_path": JWT_KEY_PATH,
+        "metrics_auth_users": METRICS_USER if metrics_auth(plan) else "",
     }
 
 

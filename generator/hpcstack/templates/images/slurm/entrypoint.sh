@@ -1,7 +1,8 @@
 #!/bin/bash
 # hpcstack entrypoint: one image, the role chosen by the first argument.
 #   slurmctld | slurmdbd | slurmd [slurmd args...] | tunnel | sshd | sshd-keys | ssh-tunnel
-#   | fs | slurmrestd | slurm-exporter [args] | login | users [--keys] | <any command>
+#   | fs | slurmrestd (behind its gateway) | slurm-exporter [args] | login | users [--keys]
+#   | <any command>
 # Runs under tini (PID 1, forwards signals); the daemon runs in the foreground and logs to stdout.
 # Secrets are read from compose secrets (HPCSTACK_SECRETS_DIR), never from the environment.
 # The names, ports and paths shared with the generator come from contract.sh.
@@ -32,6 +33,57 @@ install_jwt_key() {
   [ -s "$key" ] || die "JWT key missing at $key (run 'hpcstack generate' to create secrets/jwt_hs256.key)"
   install -d -o slurm -g slurm -m 0700 "$(dirname "$HPCSTACK_JWT_KEY_PATH")"
   install -o slurm -g slurm -m 0400 "$key" "$HPCSTACK_JWT_KEY_PATH"
+}
+
+install_gateway_key() {
+  # The REST gateway checks tokens with the cluster's JWT key, the very bytes Slurm reads from
+  # its key file. The nginx module takes an HS256 key only inline and only as hex
+  # (`auth_jwt_key`), so it is written at each start as an include only root reads; nginx's
+  # master reads it as root, slurmrestd's user cannot.
+  local key=$HPCSTACK_JWT_KEY_SECRET conf=$HPCSTACK_REST_GATEWAY_KEY_CONF hex
+  [ -s "$key" ] || die "JWT key missing at $key (run 'hpcstack generate' to create secrets/jwt_hs256.key)"
+  hex=$(od -An -v -tx1 "$key" | tr -d ' \n')
+  [[ $hex =~ ^([0-9a-f]{2})+$ ]] || die "cannot read the JWT key at $key"
+  install -d -m 0700 "$(dirname "$conf")"
+  ( umask 077 && printf 'auth_jwt_key "%s";\n' "$hex" >"$conf.new" ) && mv -f "$conf.new" "$conf"
+}
+
+run_rest_gateway() {
+  # slurmrestd on a unix socket behind nginx (the gateway), both supervised here under tini:
+  # either one ending stops the other and the container (restart: unless-stopped).
+  local rest gateway rc=0
+  link_config
+  install_gateway_key
+  nginx -q -t -e stderr -c "$HPCSTACK_REST_GATEWAY_CONF" || die "REST gateway configuration rejected"
+  # Every request carries a JWT; slurmrestd forwards it (SLURM_JWT=daemon), so it needs no
+  # munge key and no JWT key. It refuses to run as root or SlurmUser.
+  export SLURM_JWT=daemon
+  # slurmrestd unshares its own System V IPC and file namespaces; an unprivileged user may not
+  # here ("Unable to unshare System V namespace: Operation not permitted"). The container
+  # already has private IPC and mount namespaces (docs/decisions/rest-0014-...).
+  export SLURMRESTD_SECURITY=disable_unshare_sysv,disable_unshare_files
+  # The socket's directory: owned by slurmrestd's user, entered only by nginx's group (setgid:
+  # the socket made there belongs to that group). slurmrestd makes the socket itself 0777
+  # (measured), so this directory is what keeps every other user of the container out.
+  install -d -o "$HPCSTACK_REST_USER" -g "$HPCSTACK_REST_GATEWAY_USER" -m 2750 "$HPCSTACK_REST_SOCKET_DIR"
+  setpriv --reuid "$HPCSTACK_REST_USER" --regid "$HPCSTACK_REST_USER" --init-groups \
+    slurmrestd -a rest_auth/jwt "$@" "unix:$HPCSTACK_REST_SOCKET" &
+  rest=$!
+  nginx -e stderr -c "$HPCSTACK_REST_GATEWAY_CONF" &
+  gateway=$!
+  # tini -g hands a stop signal to the whole group (both daemons too): then wait for both.
+  trap 'stopping=1; kill -TERM "$rest" "$gateway" 2>/dev/null' TERM INT
+  wait -n "$rest" "$gateway" || rc=$?
+  if [ -z "${stopping:-}" ]; then
+    if kill -0 "$rest" 2>/dev/null; then
+      log "the REST gateway (nginx) exited ($rc); stopping slurmrestd"
+    else
+      log "slurmrestd exited ($rc); stopping the REST gateway"
+    fi
+    kill -TERM "$rest" "$gateway" 2>/dev/null || true
+  fi
+  wait "$rest" "$gateway" 2>/dev/null || true
+  [ -n "${stopping:-}" ] || exit $((rc == 0 ? 1 : rc))
 }
 
 link_config() {
@@ -167,6 +219,8 @@ case "$role" in
     # Supervised beside the controller (tini reaps it): resumes crash-made drains, releases
     # Slurm's own launch-failure holds (see hpcstack-healer).
     ( while true; do hpcstack-healer || log "healer exited ($?); restarting it"; sleep 5; done ) &
+    # Prometheus's token for /metrics, where compose mounts the volume it travels in.
+    if [ -d "$HPCSTACK_METRICS_TOKEN_DIR" ]; then hpcstack-metrics-token & fi
     # shellcheck disable=SC2046  # zero or one flag
     without_sys_admin slurmctld -D $(state_recovery_flags /var/spool/slurmctld) "$@"
     ;;
@@ -223,16 +277,7 @@ case "$role" in
     ;;
   slurmrestd)
     shift
-    link_config
-    # Every request must carry a JWT; slurmrestd forwards it (SLURM_JWT=daemon), so it needs no
-    # munge key and no JWT key. It refuses to run as root or SlurmUser.
-    export SLURM_JWT=daemon
-    # slurmrestd unshares its own System V IPC and file namespaces; an unprivileged user may not
-    # here ("Unable to unshare System V namespace: Operation not permitted"). The container
-    # already has private IPC and mount namespaces (docs/decisions/rest-0014-...).
-    export SLURMRESTD_SECURITY=disable_unshare_sysv,disable_unshare_files
-    exec setpriv --reuid "$HPCSTACK_REST_USER" --regid "$HPCSTACK_REST_USER" --init-groups \
-      slurmrestd -a rest_auth/jwt "$@" "0.0.0.0:$HPCSTACK_SLURMRESTD_PORT"
+    run_rest_gateway "$@"
     ;;
   login)
     run_login
