@@ -19,7 +19,7 @@ from hpcstack.definition.model import Stack
 from hpcstack.errors import OutputError, Problem
 from hpcstack.output.secrets import SecretFile, check_site_secrets, ensure_secrets, imported_site
 from hpcstack.output.state import STACK_JSON, stack_json
-from hpcstack.output.user_secrets import ensure_user_secrets
+from hpcstack.output.user_secrets import ensure_user_secrets, verify_user_keys
 from hpcstack.output.writer import Change, manifest_artifact, plan_changes, write_tree
 from hpcstack.plan.gpu import resolve_auto_gpus, uses_auto
 from hpcstack.plan.topology import Plan, make_plan
@@ -105,6 +105,7 @@ def generate(
             write_tree(out_dir, artifacts, changes)
         return GenerateResult(plan, changes, secrets, warnings)
     secrets = ensure_secrets(out_dir, plan, dry_run=True)  # refuses a bad secrets/ before any write
+    verify_user_keys(out_dir / "secrets", plan)
     if dry_run:
         return GenerateResult(plan, changes, secrets, warnings)
     write_tree(out_dir, artifacts, changes)

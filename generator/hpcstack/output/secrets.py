@@ -56,9 +56,42 @@ def wireguard_keypair() -> tuple[str, str]:
 
 
 def wireguard_public(private_b64: str) -> str:
-    raw = base64.b64decode(private_b64.strip())
+    raw = base64.b64decode(private_b64.strip(), validate=True)
     key = X25519PrivateKey.from_private_bytes(raw)
     return base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+# The smallest kept secret that can be right: munged refuses a key under 32 bytes.
+MIN_BYTES = {"munge.key": 32}
+
+
+def damaged(path: Path, what: str, why: object) -> OutputError:
+    """A kept secret that cannot be what it should be: said with its path, never replaced."""
+    return OutputError(
+        f"{path} is not a usable {what} ({why}). Secrets are never overwritten: restore it from "
+        f"your backup, or delete it and run `hpcstack generate` again to make a new one (every "
+        f"host that uses it then needs the new one: `hpcstack secrets export`)"
+    )
+
+
+def kept_wireguard_public(path: Path) -> str:
+    try:
+        return wireguard_public(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:  # binascii.Error is a ValueError
+        raise damaged(path, "WireGuard private key", exc) from None
+
+
+def kept_ssh_public(path: Path) -> str:
+    try:
+        return ssh_public(path.read_bytes())
+    except (ValueError, TypeError) as exc:  # not an unencrypted OpenSSH private key
+        raise damaged(path, "OpenSSH private key", exc) from None
+
+
+def check_kept(path: Path, rel: str) -> None:
+    size, least = path.stat().st_size, MIN_BYTES.get(rel, 1)
+    if size < least:
+        raise damaged(path, "secret", f"{size} bytes, at least {least} bytes needed")
 
 
 def ssh_private_key() -> bytes:
@@ -100,18 +133,38 @@ def ensure_secrets(out_dir: Path, plan: Plan, dry_run: bool = False) -> list[Sec
     if dry_run:
         for rel in required_secrets(plan):
             p = root / rel
+            if p.exists():
+                check_kept(p, rel)
             result.append(SecretFile(p, "kept" if p.exists() else "created"))
+        verify_keys(root, plan)
         return result
     root.mkdir(mode=0o700, exist_ok=True)
     os.chmod(root, 0o700)
     for rel, (make, mode) in sorted(required_secrets(plan).items()):
         path = root / rel
         created = not path.exists() and write_atomic(path, make(), mode, exclusive=True)
+        if not created:
+            check_kept(path, rel)
         result.append(SecretFile(path, "created" if created else "kept"))
     result.extend(_ensure_wireguard_keys(root, peer_names(plan)))
     if ssh_mode(plan):
         result.extend(_ensure_ssh_keys(root, plan))
     return result
+
+
+def verify_keys(root: Path, plan: Plan, rels: list[str] | None = None) -> None:
+    """Every key pair already under `root` (or those of `rels`) is readable: checked before
+    `generate` writes anything, so a damaged key stops it with nothing half-written."""
+    if rels is None:
+        rels = [f"wireguard/{peer}.key" for peer in peer_names(plan)]
+        if ssh_mode(plan):
+            rels += ["ssh/host_ed25519_key", *(f"ssh/{s.name}.key" for s in plan.tunneled_sites)]
+    for rel in rels:
+        path = root / rel
+        if path.is_file() and rel.startswith("wireguard/") and not rel.startswith("wireguard/pub"):
+            kept_wireguard_public(path)
+        elif path.is_file() and rel.startswith(("ssh/", "users/")) and rel.endswith("key"):
+            kept_ssh_public(path)
 
 
 def write_public(path: Path, text: str) -> None:
@@ -122,7 +175,7 @@ def write_public(path: Path, text: str) -> None:
 
 def _ensure_ssh_key(path: Path) -> tuple[SecretFile, str]:
     created = not path.exists() and write_atomic(path, ssh_private_key(), 0o600, exclusive=True)
-    return SecretFile(path, "created" if created else "kept"), ssh_public(path.read_bytes())
+    return SecretFile(path, "created" if created else "kept"), kept_ssh_public(path)
 
 
 def _ensure_ssh_keys(root: Path, plan: Plan) -> list[SecretFile]:
@@ -156,7 +209,7 @@ def _ensure_wireguard_keys(root: Path, peers: list[str]) -> list[SecretFile]:
         [
             (
                 keys / "pub" / f"{peer}.pub",
-                (made.get(peer) or wireguard_public(path.read_text())) + "\n",
+                (made.get(peer) or kept_wireguard_public(path)) + "\n",
             )
             for peer, path in paths.items()
         ]
@@ -217,6 +270,7 @@ def check_site_secrets(out_dir: Path, plan: Plan, site: str) -> list[SecretFile]
     """A workstation's generate: every file the site needs is here (none is ever made here)."""
     root = out_dir / "secrets"
     need, missing = missing_site_secrets(root, plan, site)
+    verify_keys(root, plan, need)
     if missing:
         raise OutputError(
             f"secrets for site {site} are missing in {root}: {', '.join(missing)}. They come "

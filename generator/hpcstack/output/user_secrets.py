@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hpcstack.output.atomic import write_atomic
-from hpcstack.output.secrets import ssh_private_key, ssh_public, write_public
+from hpcstack.output.secrets import kept_ssh_public, ssh_private_key, verify_keys, write_public
 from hpcstack.plan.topology import Plan
 from hpcstack.render.users import generated_key_users
 
@@ -34,7 +34,7 @@ def ensure_user_secrets(root: Path, plan: Plan) -> list[tuple[Path, bool]]:
         path = root / rel
         created = not path.exists() and write_atomic(path, ssh_private_key(), mode, exclusive=True)
         out.append((path, bool(created)))
-        return ssh_public(path.read_bytes())
+        return kept_ssh_public(path)
 
     if plan.stack.login.enabled:
         pub = ensure(LOGIN_HOST_KEY, 0o400)
@@ -43,3 +43,9 @@ def ensure_user_secrets(root: Path, plan: Plan) -> list[tuple[Path, bool]]:
         pub = ensure(user_key(name), 0o600)
         write_public(root / "users" / "pub" / f"{name}.pub", f"{pub} {name}@hpcstack\n")
     return out
+
+
+def verify_user_keys(root: Path, plan: Plan) -> None:
+    """The login host key and generated user keys already here are readable (before any write)."""
+    rels = [LOGIN_HOST_KEY] if plan.stack.login.enabled else []
+    verify_keys(root, plan, rels + [user_key(name) for name in generated_key_users(plan.stack)])
