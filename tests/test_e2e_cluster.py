@@ -157,8 +157,22 @@ def test_demo_prints_the_results_table(cluster: Path) -> None:
     assert {r.split()[2] for r in rows} == {"node1", "node2"}
     accs = [float(r.split()[6]) for r in rows]
     assert max(accs) > 0.8  # it really learned the digits
-    sacct = ctl("sacct", "-n", "-X", "--name=hpcstack-demo", "-o", "State,NNodes")
-    assert sacct.split()[-2:] == ["COMPLETED", "2"]
+    sacct = ctl("sacct", "-n", "-X", "--name=hpcstack-demo", "-o", "State,NNodes,User")
+    assert sacct.split()[-3:] == ["COMPLETED", "2", "hpc"]  # the lab user, not root
+    # The data set came from the shared filesystem and each task wrote its results file there;
+    # the table was made from those files on the login service (4 tasks: 4 files).
+    area = "/shared/demo-hpc"
+    where = re.search(rf"data: ({area}/digits\.txt); results: ({area}/\S+)/", out)
+    assert where, out
+    assert "read 4 results file(s) written by the tasks on the nodes" in out, out
+    login = f"{NAME}-cloud-login-1"
+    listing = docker("exec", login, "stat", "-c", "%U %n", f"{where[2]}/task-0.tsv",
+                     f"{where[2]}/task-3.tsv", where[1]).stdout.split("\n")  # fmt: skip
+    assert [line.split()[0] for line in listing if line] == ["hpc", "hpc", "hpc"], listing
+    on_node = docker("exec", f"{NAME}-local-node2-1", "cat", *(f"{where[2]}/task-{i}.tsv"
+                     for i in range(4))).stdout  # fmt: skip
+    # the same files, read on a workstation's node: one filesystem across the sites
+    assert len([ln for ln in on_node.splitlines() if ln.startswith("RESULT\t")]) == 8, on_node
 
 
 def test_nodes_of_one_site_talk_directly(cluster: Path) -> None:

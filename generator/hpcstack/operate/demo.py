@@ -1,11 +1,14 @@
-"""`hpcstack demo`: the ML sweep split over every compute node, run from the controller as the
-definition's first lab user (the image's `hpc` when `users:` is left out), not as root."""
+"""`hpcstack demo`: the ML sweep split over every compute node, run as the definition's first lab
+user (the image's `hpc` when `users:` is left out), not as root: on the login service where
+there is one (where lab members work), else in slurmctld's container. With a shared filesystem
+the data set and each task's results file live on it (run-demo.sh)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from hpcstack.contract import DEMO_DIR, JOB_USER
+from hpcstack.errors import ToolError
 from hpcstack.operate.session import Cluster
 
 
@@ -14,8 +17,17 @@ def demo_user(cluster: Cluster) -> str:
     return users[0].name if users else JOB_USER
 
 
+def demo_container(cluster: Cluster) -> str:
+    if cluster.plan.stack.login.enabled:
+        try:
+            return cluster.compose(cluster.plan.controller).container("login")
+        except ToolError:
+            pass  # not running: the controller's container has the same clients
+    return cluster.controller_container()
+
+
 def demo(cluster: Cluster, extra: list[str] | None = None) -> Iterator[str]:
     nodes = len(cluster.plan.nodes)
     user = demo_user(cluster)
     argv = ["runuser", "-u", user, "--", f"{DEMO_DIR}/run-demo.sh", str(nodes), str(nodes * 2)]
-    return cluster.docker.exec_stream(cluster.controller_container(), [*argv, *(extra or [])])
+    return cluster.docker.exec_stream(demo_container(cluster), [*argv, *(extra or [])])

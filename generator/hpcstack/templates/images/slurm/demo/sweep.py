@@ -6,6 +6,10 @@ copy of the one scikit-learn ships: no download), for each hyper-parameter setti
 slice, and prints one tab-separated RESULT line per setting. With a GPU and PyTorch it trains on
 the GPU; otherwise numpy on the CPU (the compute image has numpy and nothing heavier). The
 controller collects every task's lines into one table.
+
+With a shared filesystem, run-demo.sh sets HPCSTACK_DEMO_DATA (the data set there) and
+HPCSTACK_DEMO_RESULTS (a directory there): each task then writes its lines to its own file
+task-<rank>.tsv in it instead of printing them, and the table is made from those files.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ def my_slice() -> list[tuple[int, float]]:
     return GRID[rank::size]
 
 
-DIGITS = Path(__file__).with_name("digits.txt")
+DIGITS = Path(os.environ.get("HPCSTACK_DEMO_DATA") or Path(__file__).with_name("digits.txt"))
 BATCH = 200
 
 
@@ -136,6 +140,7 @@ def main() -> None:
     node = os.environ.get("SLURMD_NODENAME", socket.gethostname())
     job = os.environ.get("SLURM_JOB_ID", "-")
     task = os.environ.get("SLURM_PROCID", "0")
+    lines = []
     for hidden, alpha in my_slice():
         if gpu is not None:
             acc, per_epoch = train_gpu(data, hidden, alpha, gpu[0])
@@ -153,7 +158,15 @@ def main() -> None:
             f"{acc:.4f}",
             f"{per_epoch * 1000:.1f}",
         ]
-        print("RESULT\t" + "\t".join(fields), flush=True)
+        lines.append("RESULT\t" + "\t".join(fields))
+        if not os.environ.get("HPCSTACK_DEMO_RESULTS"):
+            print(lines[-1], flush=True)
+    results = os.environ.get("HPCSTACK_DEMO_RESULTS")
+    if results:  # written whole, then renamed: the reader never sees half a file
+        final = Path(results) / f"task-{task}.tsv"
+        partial = final.with_suffix(".part")
+        partial.write_text("".join(f"{line}\n" for line in lines))
+        partial.rename(final)
 
 
 if __name__ == "__main__":
