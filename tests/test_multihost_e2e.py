@@ -13,14 +13,13 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from tests.clusterlib import wait_for
+from tests.multihost.deployment import NODES, SITES, Deployment
 from tests.multihost.fixtures import multihost_factory, new_multihost  # noqa: F401
-from tests.multihost.harness import CLOUD_LINK, Host, MultiHost, sh
-from tests.multihost.stack import definition
+from tests.multihost.harness import CLOUD_LINK, MultiHost, sh
+from tests.multihost.stack import USERS, definition
 from tests.multihost.steps import (
     BUILD_STEPS,
     CLOUD_STEPS,
@@ -32,90 +31,8 @@ from tests.multihost.steps import (
 
 pytestmark = [pytest.mark.docker, pytest.mark.multihost]
 
-SITES = {"ws1": "lab1", "ws2": "lab2"}
-NODES = {"lab1": ["a1", "a2"], "lab2": ["b1", "b2"]}
 CUT_S = 90
 RETURN_S = 60
-
-
-@dataclass
-class Deployment:
-    mh: MultiHost
-    mode: str
-    dirs: dict[str, Path]  # build | cloud | ws1 | ws2
-
-    def docker(self, host: Host, *args: str, check: bool = True) -> str:
-        r = subprocess.run(
-            ["docker", *args], env=host.env, capture_output=True, text=True, timeout=300
-        )
-        if check and r.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)} on {host.name}: {r.stderr}")
-        return r.stdout
-
-    def container(self, host: Host, service: str) -> str:
-        ids = self.docker(
-            host, "ps", "-q", "--filter", f"label=com.docker.compose.service={service}"
-        ).split()
-        assert ids, f"no running {service} on {host.name}"
-        return ids[0]
-
-    def ctl(self, *argv: str, check: bool = True) -> str:
-        """A command in slurmctld's container, on the cloud host."""
-        cloud = self.mh.cloud
-        return self.docker(cloud, "exec", self.container(cloud, "slurmctld"), *argv, check=check)
-
-    def states(self) -> dict[str, str]:
-        out = self.ctl("sinfo", "-h", "-N", "-p", "all", "-o", "%N %T", check=False)
-        return dict(line.split() for line in out.splitlines() if line.strip())
-
-    def idle(self, nodes: list[str]) -> bool:
-        """Every node registered and usable (sinfo marks a node not responding with `*`)."""
-        st = self.states()
-        return all(st.get(n) in ("idle", "mixed") for n in nodes)
-
-    def slurmd_started(self, node: str) -> str:
-        """When the controller last heard this node's slurmd start (changes on re-registration)."""
-        out = self.ctl("scontrol", "show", "node", node, "--oneliner", check=False)
-        return out.split("SlurmdStartTime=")[1].split()[0] if "SlurmdStartTime=" in out else ""
-
-    def gone_down(self, nodes: list[str]) -> bool:
-        """DOWN in the controller's view (not merely not responding, `idle*`: Slurm still
-        schedules onto those)."""
-        st = self.states()
-        return all(st.get(n, "").startswith("down") for n in nodes)
-
-    def hostnames(self, partition: str, n: int, check: bool = True) -> list[str]:
-        """The nodes an n-node step ran on. WireGuard: `srun` from the controller. ssh mode
-        (README's limits: no interactive srun from the controller, no job across sites): a
-        batch job whose script runs srun, its output read where it ran (no shared storage)."""
-        if self.mode == "wireguard":
-            out = self.ctl("srun", "-N", str(n), "-p", partition, "-t", "1", "hostname",
-                           check=check)  # fmt: skip
-            return sorted(out.split())
-        job = self.ctl("sbatch", "--parsable", "-W", "--deadline=now+120", "-D", "/tmp",
-                       "-o", "/tmp/mh-%j.out",
-                       "-p", partition, "-N", str(n), "-t", "1", "--wrap", "srun hostname",
-                       check=check).strip()  # fmt: skip
-        info = self.ctl("scontrol", "show", "job", job, "--oneliner", check=False)
-        if "BatchHost=" not in info:
-            return []
-        batch = info.split("BatchHost=")[1].split()[0]
-        ws = next(w for w, site in SITES.items() if batch in NODES[site])
-        host = self.mh.workstation(ws)
-        out = self.docker(host, "exec", self.container(host, batch), "cat", f"/tmp/mh-{job}.out",
-                          check=check)  # fmt: skip
-        return sorted(out.split())
-
-    def sbatch(self, *args: str) -> str:
-        return self.ctl("sbatch", "--parsable", "-D", "/tmp", *args).strip()
-
-    def on(self, ws: str, step: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run_step(step.format(site=SITES[ws]), self.dirs[ws], self.mh.workstation(ws).env,
-                        check=check)  # fmt: skip
-
-    def job_state(self, job: str) -> str:
-        out = self.ctl("scontrol", "show", "job", job, "--oneliner", check=False)
-        return out.split("JobState=")[1].split()[0] if "JobState=" in out else "GONE"
 
 
 @pytest.fixture(scope="module", params=["wireguard", "ssh"])
@@ -221,6 +138,54 @@ def test_2_workstation_reaches_the_controller_only_through_the_tunnel(dep: Deplo
     # Through the tunnel, from a node: slurmctld answers.
     ping = dep.docker(ws1, "exec", dep.container(ws1, "a1"), "scontrol", "ping")
     assert "UP" in ping, ping
+
+
+WIREGUARD = pytest.mark.parametrize("dep", ["wireguard"], indirect=True)  # the shared fs needs it
+
+
+def test_2_lab_users_log_in_and_run_as_themselves_on_both_sites(dep: Deployment) -> None:
+    """alice and bob log in by key to the login service on the cloud host and submit to both
+    workstations; the jobs run as their uids, and accounting shows them with their accounts."""
+    assert dep.login("alice", "id -u").split() == [str(USERS["alice"])]
+    for user, partition in (("alice", "lab1"), ("bob", "lab2")):
+        job = dep.login(user, f"sbatch --parsable --wait -D /tmp -o /dev/null -p {partition} "
+                              "-N2 --wrap 'srun id -u'").strip()  # fmt: skip
+        query = f"sacct -n -X -P -u {user} -j {job} -o user,account,state"
+        account = {"alice": "physics", "bob": "bio"}[user]
+        wait_for(f"{user}'s job COMPLETED in sacct",
+                 lambda q=query, u=user, a=account: dep.login(u, q).split()  # type: ignore[misc]
+                 == [f"{u}|{a}|COMPLETED"], 60)  # fmt: skip
+    shares = dep.login("alice", "sshare -a -n -P -o account,user")
+    assert "physics|alice" in shares and "bio|bob" in shares, shares
+    # Root is refused even with a lab member's key, and no password login is offered.
+    refused = dep.login("alice", "true", check=False, login_as="root")
+    assert "Permission denied (publickey)" in refused, refused
+
+
+@WIREGUARD
+def test_2_output_on_a_workstation_is_read_on_the_login_node(dep: Deployment) -> None:
+    """One filesystem across the hosts: a batch job on each workstation writes `-o
+    ~/out-%j.txt` as alice, and she reads it on the login node; both read the same input."""
+    dep.login("alice", "echo the-same-input > ~/input.txt")
+    for partition, nodes in (("lab1", NODES["lab1"]), ("lab2", NODES["lab2"])):
+        job = dep.login(
+            "alice",
+            f"sbatch --parsable --wait -p {partition} -N1 "
+            "-o ~/out-%j.txt --wrap 'hostname; id -u; cat ~/input.txt'",
+        )
+        job = job.strip()
+        out = dep.login("alice", f"stat -c %U ~/out-{job}.txt; cat ~/out-{job}.txt").split()
+        assert out[0] == "alice" and out[1] in nodes, out
+        assert out[2:] == [str(USERS["alice"]), "the-same-input"], out
+
+
+@WIREGUARD
+def test_2_demo_on_two_hosts_reads_and_writes_the_shared_fs(dep: Deployment) -> None:
+    out = run_step("hpcstack demo", dep.dirs["cloud"], dep.mh.cloud.env).stdout
+    assert "data: /shared/demo-alice/digits.txt" in out, out
+    assert "read 8 results file(s) written by the tasks on the nodes" in out, out
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit() and "cpu" in line]
+    assert len(rows) == 8 and {r[2] for r in rows} == set(NODES["lab1"] + NODES["lab2"]), out
 
 
 def test_3_workstation_status_down_up(dep: Deployment) -> None:

@@ -1,15 +1,20 @@
 """The definition the multi-host tests run: a cloud site and two workstation sites, images from
-the cloud host's registry, the tunnel endpoint the cloud host's public address."""
+the cloud host's registry, the tunnel endpoint the cloud host's public address, and two lab
+users in two accounts (their key pairs made by hpcstack). With WireGuard the cloud site serves
+the shared filesystem (/home, /shared) to every node of both workstations; ssh mode has none."""
 
 from __future__ import annotations
 
 from tests.multihost.harness import CLOUD_LINK, REGISTRY_PORT
 
 SITES = {"lab1": ("a", "10.241.0.0/24"), "lab2": ("b", "10.242.0.0/24")}
+USERS = {"alice": 2101, "bob": 2102}  # alice in physics (fair share 10), bob in bio (5)
+CLUSTER = "hmh"
+LOGIN_PORT = 2022  # the login service, on the cloud host's 127.0.0.1
 
 
 def definition(
-    mode: str = "wireguard", name: str = "hmh", sites: tuple[str, ...] = ("lab1", "lab2")
+    mode: str = "wireguard", name: str = CLUSTER, sites: tuple[str, ...] = ("lab1", "lab2")
 ) -> str:
     local = "".join(
         f"""
@@ -44,7 +49,21 @@ tunnel:
 monitoring:
   enabled: false
 storage:
-  shared_fs: false  # not yet run on the separate-hosts harness: per-host /shared volumes
+  shared_fs: {"true" if mode == "wireguard" else "false"}
+login:
+  port: {LOGIN_PORT}
+accounts:
+  - name: physics
+    fairshare: 10
+  - name: bio
+    fairshare: 5
+users:
+  - name: alice
+    uid: {USERS["alice"]}
+    account: physics
+  - name: bob
+    uid: {USERS["bob"]}
+    account: bio
 sites:
   - name: cloud
     role: cloud
