@@ -147,5 +147,25 @@ def _forward_rules(tmp_path: Path, protocol: str, port: int) -> str:
     return str(json.loads(json.loads(result.stdout)))
 
 
+def _lab_jump_sshd(tmp_path: Path, controller_ip: str, login_port: int) -> str:
+    """templates/sshd-lab-jump.conf.tftpl as instances.tf renders it (the bastion's Match
+    block for the lab members' forward-only account)."""
+    expr = (
+        f'templatefile("{MODULE}/templates/sshd-lab-jump.conf.tftpl", '
+        '{ jump_user = "hpcstack-lab", keys_file = "/etc/ssh/hpcstack-lab/authorized_keys", '
+        f'controller_private_ip = "{controller_ip}", login_port = {login_port} }})'
+    )
+    result = subprocess.run(
+        [terraform(), "console"],
+        input=f"jsonencode({expr})\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return str(json.loads(json.loads(result.stdout)))
+
+
 def _locals() -> dict[str, Any]:
     return {k: v for block in MOD["locals"] for k, v in block.items()}

@@ -343,3 +343,22 @@ def test_ssh_config_uses_proxyjump(mocked: None, generated: Path, tmp_path: Path
     assert "  ProxyJump hpcstack-bastion\n" in text
     assert "StrictHostKeyChecking yes" in text
     assert "PasswordAuthentication no" in text
+
+
+def test_ssh_config_lab_members_jump_as_the_forward_only_account(
+    mocked: None, generated: Path, tmp_path: Path
+) -> None:
+    """Each lab member reaches the login service (controller's private address, login.port)
+    through the bastion as its forward-only account, with their own key; a member without a
+    key in stack.yaml is warned about (the bastion knows only listed keys)."""
+    make_cluster()
+    bastion_ip = Aws(REGION).instance("hpcstack", "bastion").public_ip
+    args = ["ssh-config", "-d", str(generated), "--region", REGION]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    jump = result.stdout.split("Host hpcstack-hpc-jump\n")[1].split("\n\n")[0]
+    assert f"  HostName {bastion_ip}\n  Port 22\n  User hpcstack-lab\n" in jump + "\n"
+    member = result.stdout.split("Host hpcstack-hpc\n")[1].split("\n\n")[0]
+    assert "  HostName 10.0.1.10\n  Port 2022\n  User hpc\n" in member
+    assert "  ProxyJump hpcstack-hpc-jump" in member
+    assert "hpc has no ssh_keys in stack.yaml" in result.stderr

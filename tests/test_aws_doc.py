@@ -1,8 +1,9 @@
 """docs/aws.md, followed command by command: every `sh` block runs, in order, and must succeed.
 
 AWS is a moto server on loopback (boto3 honours AWS_ENDPOINT_URL), seeded with what
-`terraform apply` makes (tagged instances and security groups, the KMS alias). Marks in the page:
-`<!-- doc-check: on HOST -->` runs that block and the later ones in HOST's own directory (the
+`terraform apply` makes (tagged instances and security groups, the KMS alias). Marks in the page
+(one or more on the lines right above a fence): `<!-- doc-check: on HOST -->` runs that block
+and the later ones in HOST's own directory (the
 laptop is `laptop`; another host starts with the laptop's stack.yaml, as a clone would). A block
 marked `<!-- doc-check: skip: REASON -->` is not run (it calls AWS or Terraform itself, or needs
 the real instances); a ```yaml block marked `<!-- doc-check: merge stack.yaml -->` is merged
@@ -56,7 +57,11 @@ def blocks(text: str) -> list[Block]:
         if not fence:
             i += 1
             continue
-        mark = MARK.match(lines[i - 1]) if i else None
+        marks: dict[str, str] = {}  # the marks on the lines right above the fence
+        j = i - 1
+        while j >= 0 and (mark := MARK.match(lines[j])):
+            marks.update({k: v for k, v in mark.groupdict().items() if v is not None})
+            j -= 1
         start = i
         i += 1
         body = []
@@ -68,9 +73,9 @@ def blocks(text: str) -> list[Block]:
                 start + 1,
                 fence.group(1),
                 "\n".join(body) + "\n",
-                mark.group("reason") if mark else None,
-                mark.group("target") if mark else None,
-                mark.group("host") if mark else None,
+                marks.get("reason"),
+                marks.get("target"),
+                marks.get("host"),
             )
         )
         i += 1

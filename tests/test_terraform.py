@@ -25,6 +25,7 @@ from hcl_module import (
     _files,
     _forward_rules,
     _ingress_rules,
+    _lab_jump_sshd,
     _ports,
     _sources,
     _templatefile,
@@ -95,10 +96,22 @@ def test_controller_reachable_only_from_the_bastion_group() -> None:
         for r in resources("aws_vpc_security_group_ingress_rule").values()
         if r["security_group_id"] == "${aws_security_group.controller.id}"
     ]
-    assert len(controller_rules) == 2
+    assert len(controller_rules) == 3  # SSH, the tunnel, the login service (lab jump)
     for rule in controller_rules:
         assert rule["referenced_security_group_id"] == "${aws_security_group.bastion.id}"
         assert not _sources(rule)
+
+
+def test_login_service_only_from_the_bastion_and_only_with_lab_keys() -> None:
+    ingress = resources("aws_vpc_security_group_ingress_rule")["controller_login_from_bastion"]
+    egress = resources("aws_vpc_security_group_egress_rule")["bastion_to_controller_login"]
+    for rule in (ingress, egress):
+        assert rule["count"] == "${local.lab_jump ? 1 : 0}"
+        assert rule["ip_protocol"] == "tcp"
+        assert rule["from_port"] == rule["to_port"] == "${var.login_port}"
+        assert not _sources(rule)
+    assert ingress["referenced_security_group_id"] == "${aws_security_group.bastion.id}"
+    assert egress["referenced_security_group_id"] == "${aws_security_group.controller.id}"
 
 
 def test_controller_has_no_public_address() -> None:
@@ -222,9 +235,17 @@ def test_controller_cloud_init(tmp_path: Path) -> None:
     yaml.safe_load(no_registry)
 
 
+NO_LAB_JUMP = {
+    "lab_jump_sshd": "",
+    "lab_jump_user": "hpcstack-lab",
+    "lab_jump_keys_file": "/etc/ssh/hpcstack-lab/authorized_keys",
+    "lab_ssh_keys": [],
+}
+
+
 def test_bastion_cloud_init_forwards_only_the_tunnel(tmp_path: Path) -> None:
     rules = _forward_rules(tmp_path, "udp", 51820)
-    values = {"tunnel_forward_rules": rules}
+    values = {"tunnel_forward_rules": rules, **NO_LAB_JUMP}
     doc = yaml.safe_load(_templatefile("bastion-cloud-init.yaml.tftpl", values, tmp_path))
     nft = _files(doc)["/etc/hpcstack/tunnel-forward.nft"]
     assert "udp dport 51820 dnat to 10.0.1.10:51820" in nft
@@ -233,6 +254,31 @@ def test_bastion_cloud_init_forwards_only_the_tunnel(tmp_path: Path) -> None:
     assert "net.ipv4.ip_forward = 1" in _files(doc)["/etc/sysctl.d/60-hpcstack-forward.conf"]
     bastion = resources("aws_instance")["bastion"]
     assert "local.tunnel_forward_rules" in json.dumps(bastion["user_data"])
+    # No lab keys: no jump account, no sshd Match block.
+    assert "hpcstack-lab" not in json.dumps(doc)
+
+
+def test_bastion_cloud_init_lab_jump(tmp_path: Path) -> None:
+    keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx1 alice", "ssh-ed25519 AAAAC3NzaC1lZDI1 bob"]
+    sshd = _lab_jump_sshd(tmp_path, "10.0.1.10", 2022)
+    values = {
+        "tunnel_forward_rules": _forward_rules(tmp_path, "udp", 51820),
+        **NO_LAB_JUMP,
+        "lab_jump_sshd": sshd,
+        "lab_ssh_keys": keys,
+    }
+    doc = yaml.safe_load(_templatefile("bastion-cloud-init.yaml.tftpl", values, tmp_path))
+    files = _files(doc)
+    assert files["/etc/ssh/hpcstack-lab/authorized_keys"].splitlines() == keys
+    match = files["/etc/ssh/sshd_config.d/50-hpcstack-lab-jump.conf"]
+    assert "Match User hpcstack-lab" in match
+    assert "PermitOpen 10.0.1.10:2022" in match and "ForceCommand /usr/sbin/nologin" in match
+    assert "AuthorizedKeysFile /etc/ssh/hpcstack-lab/authorized_keys" in match
+    assert doc["runcmd"][0] == [
+        "useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "hpcstack-lab"
+    ]  # fmt: skip
+    # The account exists before sshd restarts with the Match block that names it.
+    assert doc["runcmd"].index(["systemctl", "restart", "ssh"]) > 0
 
 
 # --- the generated tfvars ----------------------------------------------------------------

@@ -165,6 +165,16 @@ ACCOUNTS = {
         "greater than or equal to 1",
         "",
     ),
+    "login-address-not-ipv4": (
+        "login:\n  address: 0.0.0.300  #!\n",
+        "looks like an IPv4 address but is not one",
+        "0.0.0.0 (every interface)",
+    ),
+    "login-address-a-name": (
+        "login:\n  address: localhost  #!\n",
+        "an IPv4 address",
+        "127.0.0.1 (this host only)",
+    ),
     "wall-zero": (
         "accounts:\n  - {name: bio, max_wall_minutes: 0}  #!\n",
         "greater than or equal to 1",

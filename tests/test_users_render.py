@@ -11,6 +11,7 @@ from hpcstack.definition.load import load_stack
 from hpcstack.operate.accounting import Accounting, qos_settings, wall
 from hpcstack.plan.topology import make_plan
 from hpcstack.render.compose import compose_site
+from hpcstack.render.terraform import terraform_variables
 from hpcstack.render.users import authorized_keys, users_tsv
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFsAKpZhGxESBmEww9NKqiFYMBEG3HJHc+YfWlXNdCS5 a@b"
@@ -53,6 +54,22 @@ def test_login_service_and_users_mounts(repo: Path, tmp_path: Path) -> None:
     assert all("../users:/etc/hpcstack/users:ro" in local["services"][n]["volumes"]
                for n in ("node1", "node2"))  # fmt: skip
     assert "login" not in local["services"]
+
+
+def test_aws_login_path_inputs(repo: Path, tmp_path: Path) -> None:
+    """On AWS the login service is published where the bastion reaches it, and Terraform gets
+    the login port and the members' listed keys (named by member; a generated key stays out)."""
+    stack = _stack(repo, tmp_path)
+    published = stack.model_copy(
+        update={"login": stack.login.model_copy(update={"address": "0.0.0.0"})}
+    )
+    plan = make_plan(published)
+    assert compose_site(plan, plan.controller)["services"]["login"]["ports"] == ["0.0.0.0:2022:22"]
+    tfvars = terraform_variables(plan)
+    assert tfvars["login_port"] == 2022 and tfvars["lab_jump_user"] == "hpcstack-lab"
+    assert tfvars["lab_ssh_keys"] == [" ".join(KEY.split()[:2]) + " alice"]  # bob: none listed
+    off = stack.model_copy(update={"login": stack.login.model_copy(update={"enabled": False})})
+    assert terraform_variables(make_plan(off))["login_port"] == 0
 
 
 class FakeSlurm:

@@ -131,6 +131,7 @@ CONTRACT_PATH = f"{LIB_DIR}/contract.sh"  # where the images keep contract.sh
 USERS_DIR = "/etc/hpcstack/users"  # users.tsv, keys/<name>, sshd_config (login)
 USERS_PUB_DIR = "/etc/hpcstack/users-pub"  # secrets/users/pub: generated users' public keys
 USERS_MANAGED = "/var/lib/hpcstack/users.managed"  # who hpcstack-users made (it removes only them)
+LAB_JUMP_USER = "hpcstack-lab"  # AWS: the bastion account lab members jump through (forward only)
 LOGIN_HOST_KEY_PATH = "/etc/ssh/hpcstack_login_host_ed25519_key"
 LOGIN_HOST_KEY_SECRET = "login_host_key"
 

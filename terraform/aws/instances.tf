@@ -32,6 +32,17 @@ locals {
   bastion_family      = split(".", var.bastion_instance_type)[0]
   controller_family   = split(".", var.controller_instance_type)[0]
 
+  # Lab members reach the login service through the bastion, as lab_jump_user, with their own
+  # keys: a forward to the login port and nothing else (templates/sshd-lab-jump.conf.tftpl).
+  lab_jump      = var.login_port > 0 && length(var.lab_ssh_keys) > 0
+  lab_jump_keys = "/etc/ssh/hpcstack-lab/authorized_keys"
+  lab_jump_sshd = templatefile("${path.module}/templates/sshd-lab-jump.conf.tftpl", {
+    jump_user             = var.lab_jump_user
+    keys_file             = local.lab_jump_keys
+    controller_private_ip = local.controller_private_ip
+    login_port            = var.login_port
+  })
+
   # The bastion's forwarding rules: the same template the multi-host test loads (tests/).
   tunnel_forward_rules = templatefile("${path.module}/templates/tunnel-forward.nft.tftpl", {
     protocol              = var.tunnel_protocol
@@ -101,6 +112,10 @@ resource "aws_instance" "bastion" {
   user_data = templatefile("${path.module}/templates/bastion-cloud-init.yaml.tftpl", {
     sshd_hardening       = local.sshd_hardening
     tunnel_forward_rules = local.tunnel_forward_rules
+    lab_jump_sshd        = local.lab_jump ? local.lab_jump_sshd : ""
+    lab_jump_user        = var.lab_jump_user
+    lab_jump_keys_file   = local.lab_jump_keys
+    lab_ssh_keys         = local.lab_jump ? var.lab_ssh_keys : []
   })
 
   metadata_options {

@@ -8,7 +8,7 @@
 #   internet (trusted_cidrs)    -> bastion    tcp 22
 #   internet (local_site_cidrs) -> bastion    tunnel  (forwarded to the controller)
 #   internet (allow-ip)         -> bastion    what `hpcstack aws allow-ip` added
-#   bastion                     -> controller tcp 22, tunnel
+#   bastion                     -> controller tcp 22, tunnel, tcp login_port (lab members' jump)
 # Slurm (6817-6819, srun ports), MariaDB, Prometheus and Grafana have no rule at all: they are
 # reached only inside the WireGuard overlay or through an SSH tunnel.
 
@@ -91,6 +91,17 @@ resource "aws_vpc_security_group_egress_rule" "bastion_to_controller_tunnel" {
   referenced_security_group_id = aws_security_group.controller.id
 }
 
+resource "aws_vpc_security_group_egress_rule" "bastion_to_controller_login" {
+  count = local.lab_jump ? 1 : 0
+
+  security_group_id            = aws_security_group.bastion.id
+  description                  = "Lab members' jump to the login service"
+  ip_protocol                  = "tcp"
+  from_port                    = var.login_port
+  to_port                      = var.login_port
+  referenced_security_group_id = aws_security_group.controller.id
+}
+
 resource "aws_vpc_security_group_egress_rule" "bastion_https" {
   security_group_id = aws_security_group.bastion.id
   description       = "HTTPS for package updates"
@@ -118,6 +129,17 @@ resource "aws_vpc_security_group_ingress_rule" "controller_ssh_from_bastion" {
   ip_protocol                  = "tcp"
   from_port                    = 22
   to_port                      = 22
+  referenced_security_group_id = aws_security_group.bastion.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "controller_login_from_bastion" {
+  count = local.lab_jump ? 1 : 0
+
+  security_group_id            = aws_security_group.controller.id
+  description                  = "The login service, from the bastion's lab jump only"
+  ip_protocol                  = "tcp"
+  from_port                    = var.login_port
+  to_port                      = var.login_port
   referenced_security_group_id = aws_security_group.bastion.id
 }
 

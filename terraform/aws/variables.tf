@@ -173,6 +173,34 @@ variable "ssh_public_key" {
   }
 }
 
+variable "login_port" {
+  description = "The login service's port on the controller (login.port); 0: no login service, no lab jump."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.login_port >= 0 && var.login_port <= 65535 && floor(var.login_port) == var.login_port
+    error_message = "login_port is a TCP port (1-65535), or 0 for none."
+  }
+}
+
+variable "lab_ssh_keys" {
+  description = "Lab members' public keys (users[].ssh_keys): they may jump through the bastion to the login service, nothing more."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for k in var.lab_ssh_keys : can(regex("^(ssh|ecdsa|sk)-[a-z0-9@.-]+ [A-Za-z0-9+/]+={0,3}( [^\n]*)?$", k))])
+    error_message = "Each lab_ssh_keys entry is one OpenSSH public key line."
+  }
+}
+
+variable "lab_jump_user" {
+  description = "The bastion account lab members jump through (hpcstack's contract)."
+  type        = string
+  default     = "hpcstack-lab"
+}
+
 variable "ssh_user" {
   description = "Login user of the AMI (admin on Debian)."
   type        = string

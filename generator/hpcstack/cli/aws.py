@@ -255,12 +255,12 @@ def ssh_config(ctx: Context, target: SshTarget, output: Path, local: bool) -> No
     lab member for the login service (`users:` in stack.yaml)."""
     login = ctx.plan.stack.login
     if local:
-        text = lab_entries(ctx, "127.0.0.1", None)
+        text = lab_entries(ctx, "127.0.0.1")
     else:
         b, c = target.endpoints(ctx)
         text = ssh_config_text(ctx.cluster, b.user, b, c, target.identity, target.known_hosts)
         if login.enabled:
-            text += "\n" + lab_entries(ctx, c.host, f"{ctx.cluster}-bastion")
+            text += "\n" + lab_entries(ctx, c.host, (b, target.known_hosts))
     if str(output) == "-":
         click.echo(text, nl=False)
         return
@@ -268,8 +268,9 @@ def ssh_config(ctx: Context, target: SshTarget, output: Path, local: bool) -> No
     err.print(f"wrote {output}; connect with `ssh -F {output} {ctx.cluster}-controller`")
 
 
-def lab_entries(ctx: Context, host: str, jump: str | None) -> str:
-    """The lab members' entries; the login host key pinned in secrets/users/pub/."""
+def lab_entries(ctx: Context, host: str, jump: tuple[Endpoint, Path] | None = None) -> str:
+    """The lab members' entries; the login host key pinned in secrets/users/pub/. Through the
+    bastion (AWS) only the keys listed in stack.yaml get in: the bastion knows no other."""
     secrets = ctx.out_dir / "secrets" / "users"
     pub = secrets / "pub" / "login_known_hosts"
     if not pub.exists():
@@ -280,6 +281,12 @@ def lab_entries(ctx: Context, host: str, jump: str | None) -> str:
     for user in ctx.plan.stack.users:
         key = (secrets / f"{user.name}.key").resolve()
         users.append((user.name, key if not user.ssh_keys else None))
+        if jump is not None and not user.ssh_keys:
+            err.print(
+                f"[yellow]warning:[/] {user.name} has no ssh_keys in stack.yaml: the bastion lets "
+                f"in only listed keys, so {user.name} cannot log in through it. Add their public "
+                "key to users[].ssh_keys, then `terraform apply` and `hpcstack up`"
+            )
     port = ctx.plan.stack.login.port
     return lab_user_entries(ctx.cluster, users, host, port, known.resolve(), jump)
 

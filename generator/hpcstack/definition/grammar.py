@@ -70,6 +70,14 @@ def _host_extra(value: str) -> str | None:
     return None
 
 
+def _ipv4_extra(value: str) -> str | None:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return "looks like an IPv4 address but is not one"
+    return None
+
+
 def _cidr_extra(value: str) -> str | None:
     try:
         ipaddress.IPv4Network(value, strict=True)
@@ -90,6 +98,7 @@ def _jump_extra(value: str) -> str | None:
 EXTRAS: dict[str, Callable[[str], str | None]] = {
     "host": _host_extra,
     "cidr": _cidr_extra,
+    "ipv4": _ipv4_extra,
     "jump": _jump_extra,
 }
 _TABLE = "grammars.toml"

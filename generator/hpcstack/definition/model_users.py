@@ -51,7 +51,13 @@ class Login(Strict):
     """The login service on the cloud site: key-only sshd for the lab's users."""
 
     enabled: bool = True
-    port: Number = Field(2022, ge=1, le=65535, description="on the host's 127.0.0.1")
+    port: Number = Field(2022, ge=1, le=65535, description="on the host's `address`")
+    address: str = Field(
+        "127.0.0.1",
+        description="where the host publishes it: 127.0.0.1 (this host only), or the address "
+        "the bastion reaches on AWS (0.0.0.0; the controller's security group admits the "
+        "bastion only)",
+    )
 
 
 def _default_users(data: object) -> object:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hpcstack.contract import LAB_JUMP_USER
 from hpcstack.run.ssh import Endpoint
 
 
@@ -42,13 +43,25 @@ def lab_user_entries(
     host: str,
     port: int,
     known_hosts: Path,
-    jump: str | None = None,
+    jump: tuple[Endpoint, Path] | None = None,
 ) -> str:
     """One `Host <cluster>-<user>` entry per lab member for the login service: key only, its
-    host key pinned (secrets/users/pub/login_known_hosts), through `jump` where given (AWS:
-    the bastion). `users` pairs a name with the key file hpcstack made for them, if any."""
+    host key pinned (secrets/users/pub/login_known_hosts), and on AWS through the bastion:
+    `jump` is the bastion and the known_hosts file pinning it. There each member has a jump
+    entry of their own, as the bastion's forward-only account (LAB_JUMP_USER) with their key.
+    `users` pairs a name with the key file hpcstack made for them, if any."""
     lines = [f"# hpc-stack cluster {cluster}: the login service, one entry per lab member"]
     for name, identity in users:
+        if jump is not None:
+            bastion, pinned = jump
+            lines += [
+                f"Host {cluster}-{name}-jump",
+                f"  HostName {bastion.host}",
+                f"  Port {bastion.port}",
+                f"  User {LAB_JUMP_USER}",
+                *_key_only(identity, pinned),
+                "",
+            ]
         lines += [
             f"Host {cluster}-{name}",
             f"  HostName {host}",
@@ -56,8 +69,8 @@ def lab_user_entries(
             f"  User {name}",
             f"  HostKeyAlias {cluster}-login",
         ]
-        if jump:
-            lines.append(f"  ProxyJump {jump}")
+        if jump is not None:
+            lines.append(f"  ProxyJump {cluster}-{name}-jump")
         lines += [*_key_only(identity, known_hosts), ""]
     return "\n".join(lines)
 

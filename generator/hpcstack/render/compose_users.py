@@ -40,7 +40,7 @@ def login_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
                 f"../secrets/users/pub:{USERS_PUB_DIR}:ro",
                 f"shared:{SHARED_DIR}",
             ],
-            "ports": [f"127.0.0.1:{plan.stack.login.port}:{SSHD_PORT}"],
+            "ports": [f"{plan.stack.login.address}:{plan.stack.login.port}:{SSHD_PORT}"],
             "networks": {"site": {"ipv4_address": site.service_ip("login")}},
             "depends_on": {"slurmctld": {"condition": "service_healthy"}},
             "healthcheck": healthcheck(["hpcstack-healthcheck", "login"]),

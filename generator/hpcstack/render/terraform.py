@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from hpcstack.contract import LAB_JUMP_USER
 from hpcstack.plan.topology import Plan
 from hpcstack.render import Artifact, renderer
 
@@ -116,6 +117,12 @@ def local_site_names(plan: Plan) -> list[str]:
     return [s.name for s in plan.sites if not s.is_controller]
 
 
+def lab_ssh_keys(plan: Plan) -> list[str]:
+    """Each listed key as `TYPE BLOB NAME`: the member's name in place of the key's comment."""
+    users = plan.stack.users
+    return [" ".join([*key.split()[:2], user.name]) for user in users for key in user.ssh_keys]
+
+
 def terraform_variables(plan: Plan) -> dict[str, Any]:
     """The module's variable values for this plan."""
     aws = plan.stack.aws
@@ -136,8 +143,13 @@ def terraform_variables(plan: Plan) -> dict[str, Any]:
         "images_registry": images.registry,
         "images_tag": images.tag,
         "key_name": aws.key_name,
+        # Lab members jump through the bastion to the login service with these keys (only the
+        # keys listed in stack.yaml: a key hpcstack generated stays on the machine it was made).
+        "lab_jump_user": LAB_JUMP_USER,
+        "lab_ssh_keys": lab_ssh_keys(plan),
         "local_site_cidrs": list(aws.local_site_cidrs),
         "local_sites": local_site_names(plan),
+        "login_port": plan.stack.login.port if plan.stack.login.enabled else 0,
         "monthly_budget_usd": aws.monthly_budget_usd,
         "nat_gateway_enabled": aws.nat_gateway,
         "private_subnet_cidr": aws.private_subnet_cidr,
