@@ -27,6 +27,7 @@ class Sizes:
     jobs: int = 1000  # throughput: trivial jobs, one array
     sruns: int = 7  # srun -N2 true round trips, the median is the figure
     build: bool = False  # smoke: build (cached) first, as the images may not be there yet
+    shared_mb: int = 0  # smoke: the shared-fs figures on the tunnel cluster too (one `up` less)
 
 
 def definition(name: str, net: int, tag: str, same_network: bool = False) -> dict[str, Any]:
@@ -120,12 +121,17 @@ def with_cluster(
 def cluster_figures(tag: str, sizes: Sizes) -> list[Figure]:
     def tunnel_body(b: Bench) -> dict[str, float]:
         t_up, t_job = b.up_and_first_job()
-        return {
+        figures = {
             "up": t_up,
             "job": t_job,
             "srun": b.srun_round_trip(sizes.sruns),
             "jobs": b.throughput(sizes.jobs),
         }
+        if sizes.shared_mb:
+            from bench_sharedfs import shared_fs_io  # it imports this module
+
+            figures.update(shared_fs_io(b.name, sizes.shared_mb))
+        return figures
 
     def flat_body(b: Bench) -> dict[str, float]:
         b.up_and_first_job()
@@ -137,7 +143,13 @@ def cluster_figures(tag: str, sizes: Sizes) -> list[Figure]:
     )
     n = sizes.jobs
     rate_tunnel, rate_flat = n / tunnel["jobs"], n / flat["jobs"]
+    shared: list[Figure] = []
+    if sizes.shared_mb:
+        from bench_sharedfs import shared_fs_figures
+
+        shared = shared_fs_figures(tunnel, sizes.shared_mb)
     return [
+        *shared,
         Figure(
             "up_idle",
             "`up` -> every node idle, images present, monitoring on",

@@ -46,8 +46,11 @@ def plan(smoke: bool, tag: str) -> dict[str, Callable[[], list[Figure]]]:
     return {
         "images": lambda: image_figures(prefix, tag, base),
         "cold": lambda: cold_path(smoke=smoke),
-        "cluster": lambda: cluster_figures(tag, Sizes(5, 1, build=True) if smoke else Sizes()),
-        "sharedfs": lambda: sharedfs_bench(tag, 1 if smoke else 256, build=smoke),
+        # smoke: the shared-fs code path runs on the cluster step's tunnel cluster (one `up` less)
+        "cluster": lambda: cluster_figures(
+            tag, Sizes(5, 1, build=True, shared_mb=1) if smoke else Sizes()
+        ),
+        "sharedfs": lambda: [] if smoke else sharedfs_bench(tag, 256, build=False),
         "exporter": lambda: exporter_figures(100 if smoke else 10_000, 1 if smoke else 5),
         "generate": lambda: generator_figures(2, 3) if smoke else generator_figures(),
         "load": lambda: load_figures(tag, 20 if smoke else 10_000),

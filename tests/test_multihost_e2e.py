@@ -31,7 +31,9 @@ from tests.multihost.steps import (
 
 pytestmark = [pytest.mark.docker, pytest.mark.multihost]
 
-CUT_S = 90
+# Long enough for the controller to mark the cut nodes DOWN (slurmd_timeout 20 s) and for an
+# ssh-mode session to give up (ServerAliveInterval 10 x 3); short, for CI time.
+CUT_S = 50
 RETURN_S = 60
 
 
@@ -213,8 +215,8 @@ def test_4_internet_cut_and_nat_renumbered(dep: Deployment) -> None:
     t0 = time.monotonic()
     dep.mh.cut("ws1")
     try:
-        # The controller marks them DOWN after SlurmdTimeout (60 s) and a ping round; the cut lasts
-        # CUT_S, longer only if it has not noticed yet.
+        # The controller marks them DOWN after SlurmdTimeout (20 s here) and a ping round; the cut
+        # lasts CUT_S, longer only if it has not noticed yet.
         wait_for("lab1's nodes to go down", lambda: dep.gone_down(nodes), CUT_S + 60, 3)
         print(f"lab1 down in the controller's view {time.monotonic() - t0:.0f}s into the cut")
         job = dep.sbatch("-p", "lab1", "-N1", "--wrap", "hostname")

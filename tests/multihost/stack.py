@@ -34,6 +34,7 @@ def definition(
 cluster:
   name: {name}
   slurm_release: "26.05"
+  slurmd_timeout: 20  # a cut workstation is DOWN within a minute (the default is 60 s)
 controller:
   site: cloud
 images:
