@@ -12,7 +12,9 @@ shift $(( $# > 2 ? 2 : $# ))
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 echo "hpcstack demo: sweeping 8 settings of a neural network on the digits data set"
-if mountpoint -q "$HPCSTACK_SHARED_DIR" 2>/dev/null; then
+# A shared-filesystem client has HPCSTACK_FS_SERVER (compose_fs.py); without one, /shared is a
+# per-host volume that the nodes on other hosts do not see.
+if [ -n "${HPCSTACK_FS_SERVER:-}" ] && mountpoint -q "$HPCSTACK_SHARED_DIR" 2>/dev/null; then
   # The lab's flow: the data set on the shared filesystem, each task writes its results file
   # there, and the table is made here from those files.
   area="$HPCSTACK_SHARED_DIR/demo-$(id -un)"
