@@ -384,14 +384,6 @@ def job_state(job_id: str) -> str:
     return ctl("squeue", "-h", "-j", job_id, "-o", "%T", check=False).strip()
 
 
-SCALE_UNVERIFIED = pytest.mark.xfail(
-    strict=False,
-    reason="green in two runs on 2026-12-02 (a CI run and the last local one), not yet on a "
-    "CI record; an earlier run failed in the test's own sbatch (fixed: --chdir, a known user)",
-)
-
-
-@SCALE_UNVERIFIED
 def test_scale_up_adds_a_node_without_restarting_the_others(cluster: Path) -> None:
     before = {c: started_at(c) for c in KEPT}
     text = (cluster / "stack.yaml").read_text()
@@ -410,7 +402,6 @@ def test_scale_up_adds_a_node_without_restarting_the_others(cluster: Path) -> No
     ctl("scancel", job)
 
 
-@SCALE_UNVERIFIED
 def test_scale_down_drains_the_node_before_removing_it(cluster: Path) -> None:
     before = {c: started_at(c) for c in KEPT}
     job = sbatch("-w", "node3", "--wrap", "'sleep 15'")
