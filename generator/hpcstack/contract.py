@@ -126,6 +126,13 @@ FS_BRICK_DIR = "/srv/hpcstack-fs/brick"  # the server's brick, on a named volume
 FS_MOUNT_DIR = "/mnt/hpcstack-fs"  # a client mounts the volume here, then binds its subdirectories
 LIB_DIR = "/usr/local/lib/hpcstack"  # shell files the images' scripts source
 CONTRACT_PATH = f"{LIB_DIR}/contract.sh"  # where the images keep contract.sh
+# Containers in jobs (containers.enabled): oci.conf's RunTimeRun wrapper on compute nodes, the
+# bundle maker on every Slurm image, and where Slurm binds the step's spool dir in a container
+# (under the /tmp the wrapper gives it, as Slurm's own batch files are: no mount point is needed
+# in the bundle's read-only rootfs).
+OCI_RUN_PATH = "/usr/local/libexec/hpcstack-oci-run"
+BUNDLE_TOOL_PATH = "/usr/local/bin/hpcstack-bundle"
+OCI_SPOOL_MOUNT = "/tmp/slurm/spool"
 
 # --- lab users (users/ from users:, mounted read-only into every Slurm container) ------------
 USERS_DIR = "/etc/hpcstack/users"  # users.tsv, keys/<name>, sshd_config (login)
