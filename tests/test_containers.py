@@ -66,7 +66,7 @@ def test_containers_are_off_by_default(repo: Path, tmp_path: Path) -> None:
 def test_oci_conf_uses_slurms_keys_in_run_mode(repo: Path, tmp_path: Path) -> None:
     conf = _oci_conf(_artifacts(_plan(repo, tmp_path, {"enabled": True}))["slurm/oci.conf"])
     assert set(conf) <= OCI_KEYS
-    assert RUN_MODE <= set(conf) and not {"RunTimeCreate", "RunTimeStart"} & set(conf)
+    assert set(conf) >= RUN_MODE and not {"RunTimeCreate", "RunTimeStart"} & set(conf)
     for key, value in conf.items():
         letters = set(re.findall(r"%(.)", value))
         assert letters <= PATTERN_LETTERS, (key, letters)

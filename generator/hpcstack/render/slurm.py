@@ -108,7 +108,5 @@ def node_conf(plan: Plan, node_name: str) -> str:
 def render_slurm(plan: Plan) -> Iterable[Artifact]:
     containers = plan.stack.containers.enabled
     return [
-        a
-        for a in render_tree("slurm", template_context(plan))
-        if a.path != OCI_CONF or containers
+        a for a in render_tree("slurm", template_context(plan)) if a.path != OCI_CONF or containers
     ]
