@@ -154,6 +154,7 @@ def test_oci_run_maps_the_caller_to_itself_and_binds_the_nodes_proc(
     repo: Path, tmp_path: Path
 ) -> None:
     oci_run = _oci_run(repo, tmp_path)
+    oci_run.gpu_devices = lambda: ["/dev/nvidia0", "/dev/nvidiactl"]
     rootfs = tmp_path / "rootfs"
     rootfs.mkdir()
     got = oci_run.fit(_rootless_spec(rootfs), 2001, 2101)
@@ -172,6 +173,9 @@ def test_oci_run_maps_the_caller_to_itself_and_binds_the_nodes_proc(
     # Slurm's mounts under /tmp come after the private /tmp they land in
     assert dests.index("/tmp") < dests.index("/tmp/slurm/spool")
     assert by_dest["/tmp"]["type"] == "tmpfs"
+    # GPU device nodes after the container's own /dev
+    assert dests.index("/dev") < dests.index("/dev/nvidia0")
+    assert by_dest["/dev/nvidiactl"]["source"] == "/dev/nvidiactl"
     # the rootfs has no /home or /shared: nothing is bound there
     assert contract.HOME_DIR not in by_dest and contract.SHARED_DIR not in by_dest
 

@@ -13,11 +13,14 @@ inside an unprivileged node container, then runs the runtime (crun):
   the node's network and name;
 - a private /tmp (Slurm binds its batch script, stdio and spool directory under it), and the
   node's /home and /shared where the root filesystem has a place for them, with the job's
-  working directory kept when it lies in one of them.
+  working directory kept when it lies in one of them;
+- the node's GPU device nodes (/dev/nvidia*) bound into the container's /dev.
 """
 
+import glob
 import json
 import os
+import stat
 import sys
 
 BINDS = ("/home", "/shared")
@@ -27,6 +30,10 @@ DROP_NAMESPACES = {"pid", "network", "uts"}
 
 def rbind(path: str) -> dict:
     return {"destination": path, "type": "bind", "source": path, "options": ["rbind", "nosuid"]}
+
+
+def gpu_devices() -> list[str]:
+    return [d for d in sorted(glob.glob("/dev/nvidia*")) if stat.S_ISCHR(os.stat(d).st_mode)]
 
 
 def replaced(destination: str) -> bool:
@@ -65,8 +72,12 @@ def fit(config: dict, uid: int, gid: int) -> dict:
     }
     kept = [m for m in config.get("mounts", []) if not replaced(m.get("destination", ""))]
     slurm_tmp = [m for m in config.get("mounts", []) if m.get("destination", "").startswith("/tmp/")]
+    devices = [
+        {"destination": d, "type": "bind", "source": d, "options": ["bind", "nosuid"]}
+        for d in gpu_devices()
+    ]
     config["mounts"] = [
-        *(rbind(p) for p in NODE_FS), *kept, tmp, *slurm_tmp, *(rbind(b) for b in binds)
+        *(rbind(p) for p in NODE_FS), *kept, *devices, tmp, *slurm_tmp, *(rbind(b) for b in binds)
     ]
     process = config.setdefault("process", {})
     process["user"] = {"uid": uid, "gid": gid}
