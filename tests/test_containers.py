@@ -77,8 +77,9 @@ def test_oci_conf_uses_slurms_keys_in_run_mode(repo: Path, tmp_path: Path) -> No
     name = "%n.%u.%j.%s.%t"
     for key in RUN_MODE:
         words = shlex.split(conf[key])
-        assert words[-1] == name and "--root=%m/crun" in words, key
+        assert words[-1] == name and f"--root={contract.OCI_STATE_DIR}/%U" in words, key
     assert conf["MountSpoolDir"] == contract.OCI_SPOOL_MOUNT
+    assert shlex.split(conf["RunTimeQuery"])[:3] == [contract.OCI_RUN_PATH, "--state", "--"]
 
 
 def test_only_compute_nodes_get_seccomp_unconfined(repo: Path, tmp_path: Path) -> None:
@@ -197,3 +198,18 @@ def test_oci_run_rewrites_the_steps_copy_then_runs_the_runtime(
     assert oci_run.main(["x", str(bundle)]) == 2
     (bundle / "config.json").write_text("{not json")
     assert oci_run.main(["x", str(bundle), "--", "crun"]) == 1
+
+
+def test_oci_run_answers_stopped_for_a_container_crun_has_removed(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    oci_run = _oci_run(repo, tmp_path)
+    ran: list[list[str]] = []
+    monkeypatch.setattr(oci_run.os, "execvp", lambda f, argv: ran.append(argv))
+    query = ["crun", "--rootless=true", f"--root={tmp_path}", "state", "node1.bob.7.0.-1"]
+    assert oci_run.main(["x", "--state", "--", *query]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "stopped"
+    assert ran == []
+    (tmp_path / "node1.bob.7.0.-1").mkdir()  # the runtime knows it: ask the runtime
+    oci_run.main(["x", "--state", "--", *query])
+    assert ran == [query]

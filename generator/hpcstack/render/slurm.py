@@ -12,6 +12,7 @@ from hpcstack.contract import (
     METRICS_USER,
     OCI_RUN_PATH,
     OCI_SPOOL_MOUNT,
+    OCI_STATE_DIR,
     SLURMCTLD_PORT,
     SLURMD_PORT,
     SLURMDBD_PORT,
@@ -25,8 +26,8 @@ DEFAULT_PARTITION = "all"
 DB_NAME = "slurm_acct_db"
 DB_USER = "slurm"
 OCI_CONF = "slurm/oci.conf"
-# Rootless crun with its state in the step's spool directory (%m).
-OCI_RUNTIME = "crun --rootless=true --root=%m/crun"
+# Rootless crun with its state in the user's own directory, which the prolog makes (%U: uid).
+OCI_RUNTIME = f"crun --rootless=true --root={OCI_STATE_DIR}/%U"
 
 
 def _ports() -> dict[str, str]:
