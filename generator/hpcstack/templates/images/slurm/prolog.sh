@@ -15,6 +15,7 @@ dir=$HPCSTACK_GPU_JOB_DIR
 [ -n "${SLURM_JOB_GPUS:-}" ] || exit 0
 mkdir -p "$dir" 2>/dev/null || exit 0
 for i in ${SLURM_JOB_GPUS//,/ }; do
+  # shellcheck disable=SC2153  # slurmd sets SLURM_JOB_ID for the prolog
   printf '%s\n' "$SLURM_JOB_ID" >"$dir/$i" 2>/dev/null || true
 done
 exit 0
