@@ -3,13 +3,16 @@
 One cluster for the module (cluster `hpcsusr`, subnets 172.26.40.0/24 and 172.26.41.0/24,
 overlay 10.93.0.0/16, login on 127.0.0.1:12022, no monitoring): alice (account physics, fair
 share 10, her own key in stack.yaml) and bob (account bio, fair share 5, one CPU per user, a
-key pair hpcstack generated). Tests run in order; the last adds and removes a user.
+key pair hpcstack generated). Jobs may run in containers (`containers.enabled`): alice makes a
+Debian trixie bundle on /shared from an exported image. Tests run in order; the last adds and
+removes a user.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,9 @@ LOGIN = f"{NAME}-cloud-login-1"
 NODE1 = f"{NAME}-local-node1-1"
 ctl = Controller(CTL).run
 PORT = 12022
+# The container's OS differs from the nodes' (forky): trixie, from the base-image script.
+TRIXIE_IMAGE = "debian:trixie-slim"
+BUNDLE = "/shared/alice/trixie"
 
 
 def _keypair() -> tuple[paramiko.Ed25519Key, str]:
@@ -54,6 +60,7 @@ def definition(repo: Path, carol: bool = False) -> str:
     doc["cluster"].update({"name": NAME, "slurmd_timeout": 20})
     doc["tunnel"].update({"subnet": "10.93.0.0/16", "port": 51893})
     doc["monitoring"] = {"enabled": False}
+    doc["containers"] = {"enabled": True}
     doc["sites"][0]["subnet"] = "172.26.40.0/24"
     doc["sites"][1]["subnet"] = "172.26.41.0/24"
     doc["login"] = {"port": PORT}
@@ -197,6 +204,57 @@ def test_per_user_cpu_limit_pends_with_slurms_reason(cluster: Path) -> None:
         )
     finally:
         ctl("scancel", first, second, check=False)
+
+
+@pytest.fixture(scope="module")
+def bundle(cluster: Path, repo: Path) -> str:
+    """alice's trixie bundle on /shared, as the README makes one: `docker export` of an image,
+    unpacked by hpcstack-bundle on the login service. The image is made once per machine."""
+    subprocess.run(
+        ["bash", str(repo / "scripts/base-image.sh"), TRIXIE_IMAGE], check=True, timeout=900
+    )  # fmt: skip
+    cid = docker("create", TRIXIE_IMAGE).stdout.strip()
+    try:
+        unpack = f"docker export {cid} | docker exec -i -u alice {LOGIN} hpcstack-bundle - {BUNDLE}"
+        r = subprocess.run(["bash", "-o", "pipefail", "-c", unpack], capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        docker("rm", cid, check=False)
+    return BUNDLE
+
+
+def test_a_two_node_job_runs_in_a_container_of_another_os_as_its_user(
+    cluster: Path, bundle: str
+) -> None:
+    node_os = docker("exec", NODE1, "grep", "^PRETTY_NAME=", "/etc/os-release").stdout.strip()
+    assert "trixie" not in node_os, node_os
+    step = "grep ^PRETTY_NAME= /etc/os-release; id -u; cat /proc/sys/kernel/hostname"
+    out = ssh(cluster, "alice", ALICE, f"srun -N2 --container={bundle} sh -c '{step}'")
+    lines = out.split("\n")
+    assert lines.count('PRETTY_NAME="Debian GNU/Linux 13 (trixie)"') == 2, out
+    assert lines.count("2001") == 2 and "0" not in lines, out
+    assert {"node1", "node2"} <= set(lines), out
+
+
+def test_the_readme_container_example_runs_as_another_user(cluster: Path, bundle: str) -> None:
+    # alice's bundle serves bob too: inside, he is bob (2002), never root.
+    out = ssh(cluster, "bob", bob_key(cluster), f"srun --container={bundle} cat /etc/os-release")
+    assert 'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"' in out, out
+    assert ssh(cluster, "bob", bob_key(cluster), f"srun --container={bundle} id -u").split() == [
+        "2002"
+    ]
+    # A batch job in the container: its output file is bob's, in his home on the shared fs.
+    job = ssh(
+        cluster, "bob", bob_key(cluster),
+        f"cd ~ && sbatch --parsable --wait --container={bundle} -o c.out "
+        "--wrap 'grep ^VERSION_CODENAME= /etc/os-release; id -u'",
+    )  # fmt: skip
+    assert job.strip(), job
+    assert ssh(cluster, "bob", bob_key(cluster), "cat ~/c.out").split() == [
+        "VERSION_CODENAME=trixie",
+        "2002",
+    ]
 
 
 def _job_field(job: str, field: str) -> str:

@@ -126,6 +126,15 @@ FS_BRICK_DIR = "/srv/hpcstack-fs/brick"  # the server's brick, on a named volume
 FS_MOUNT_DIR = "/mnt/hpcstack-fs"  # a client mounts the volume here, then binds its subdirectories
 LIB_DIR = "/usr/local/lib/hpcstack"  # shell files the images' scripts source
 CONTRACT_PATH = f"{LIB_DIR}/contract.sh"  # where the images keep contract.sh
+# Containers in jobs (containers.enabled): oci.conf's RunTimeRun wrapper on compute nodes, the
+# bundle maker on every Slurm image, where Slurm binds the step's spool dir in a container
+# (under the /tmp the wrapper gives it, as Slurm's own batch files are: no mount point is needed
+# in the bundle's read-only rootfs), and the parent of crun's per-user state directories
+# (<dir>/<uid>, made by the prolog: nodes without systemd have no /run/user of their own).
+OCI_RUN_PATH = "/usr/local/libexec/hpcstack-oci-run"
+BUNDLE_TOOL_PATH = "/usr/local/bin/hpcstack-bundle"
+OCI_SPOOL_MOUNT = "/tmp/slurm/spool"
+OCI_STATE_DIR = "/run/user"
 
 # --- lab users (users/ from users:, mounted read-only into every Slurm container) ------------
 USERS_DIR = "/etc/hpcstack/users"  # users.tsv, keys/<name>, sshd_config (login)
@@ -204,6 +213,7 @@ def shell_variables() -> dict[str, str]:
         "HPCSTACK_SSHD_AUTHORIZED_KEYS_DIR": SSHD_AUTHORIZED_KEYS_DIR,
         "HPCSTACK_HUB": HUB,
         "HPCSTACK_GPU_JOB_DIR": GPU_JOB_DIR,
+        "HPCSTACK_OCI_STATE_DIR": OCI_STATE_DIR,
         "HPCSTACK_KEY_REF_NAME": KEY_REF_NAME,
         "HPCSTACK_JOB_USER": JOB_USER,
         "HPCSTACK_DEMO_DIR": DEMO_DIR,

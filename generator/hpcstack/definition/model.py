@@ -263,6 +263,14 @@ class Rest(Strict):
     port: Number = Field(6820, ge=1, le=65535, description="on the host's 127.0.0.1")
 
 
+class Containers(Strict):
+    """`srun --container=BUNDLE`: Slurm's OCI support with rootless crun, run as the job's
+    user. Off by default: the node containers then run without Docker's seccomp filter
+    (docs/decisions/rest-0016-containers-in-jobs.md)."""
+
+    enabled: bool = False
+
+
 class Aws(Strict):
     region: str = Field("eu-west-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     vpc_cidr: str = "10.0.0.0/16"
@@ -331,6 +339,7 @@ class Stack(Strict):
     monitoring: Monitoring = Monitoring()
     storage: Storage = Storage()
     rest: Rest = Rest()
+    containers: Containers = Containers()
     aws: Aws = Aws()
     sites: list[Site] = Field(min_length=1, max_length=MAX_SITES)
     login: Login = Login()

@@ -284,6 +284,10 @@ def _node(plan: Plan, site: SitePlan, node: NodePlan) -> dict[str, Any]:
             svc.setdefault("devices", []).extend(value)
         else:
             svc[key] = value
+    if plan.stack.containers.enabled:
+        # Rootless crun needs new user namespaces, which Docker's default profile refuses
+        # (rest-0015); no capability is added (docs/decisions/rest-0016-containers-in-jobs.md).
+        svc["security_opt"] = ["seccomp=unconfined"]
     use_shared_fs(plan, svc)
     svc["volumes"] += site_mounts(site)
     return svc

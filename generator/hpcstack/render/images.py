@@ -19,8 +19,9 @@ from hpcstack.render import Artifact, renderer
 from hpcstack.render._tree import render_tree
 
 # What the demo's ML jobs need on compute nodes: numpy alone (the digits data set travels in
-# demo/digits.txt; scikit-learn with SciPy would add ~300 MB to the image).
-COMPUTE_PACKAGES = ("python3", "python3-numpy")
+# demo/digits.txt; scikit-learn with SciPy would add ~300 MB to the image); crun runs jobs'
+# containers (`srun --container`, rest-0016).
+COMPUTE_PACKAGES = ("python3", "python3-numpy", "crun")
 EXPORTER_DIR = "images/slurm/python/hpcstack/exporter"
 
 
@@ -48,6 +49,9 @@ def image_context(plan: Plan) -> dict[str, object]:
         "lib_dir": contract.LIB_DIR,
         "demo_dir": contract.DEMO_DIR,
         "shared_dir": contract.SHARED_DIR,
+        "home_dir": contract.HOME_DIR,
+        "oci_run_path": contract.OCI_RUN_PATH,
+        "bundle_tool_path": contract.BUNDLE_TOOL_PATH,
         "compute_packages": COMPUTE_PACKAGES,
         "ports": contract.EXPORTER_PORTS,
     }

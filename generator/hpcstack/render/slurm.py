@@ -1,6 +1,7 @@
 """slurm/: the configuration the controller serves configless, from templates/slurm/*.j2:
-slurm.conf, cgroup.conf, gres.conf, and slurmdbd.conf (without the password, which the container
-adds from its secret)."""
+slurm.conf, cgroup.conf, gres.conf, oci.conf (only with containers.enabled: its presence turns
+`--container` on), and slurmdbd.conf (without the password, which the container adds from its
+secret)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from collections.abc import Iterable
 from hpcstack.contract import (
     JWT_KEY_PATH,
     METRICS_USER,
+    OCI_RUN_PATH,
+    OCI_SPOOL_MOUNT,
+    OCI_STATE_DIR,
     SLURMCTLD_PORT,
     SLURMD_PORT,
     SLURMDBD_PORT,
@@ -21,6 +25,9 @@ from hpcstack.render._tree import render_tree
 DEFAULT_PARTITION = "all"
 DB_NAME = "slurm_acct_db"
 DB_USER = "slurm"
+OCI_CONF = "slurm/oci.conf"
+# Rootless crun with its state in the user's own directory, which the prolog makes (%U: uid).
+OCI_RUNTIME = f"crun --rootless=true --root={OCI_STATE_DIR}/%U"
 
 
 def _ports() -> dict[str, str]:
@@ -81,6 +88,7 @@ def template_context(plan: Plan) -> dict[str, object]:
         "db_user": DB_USER,
         "jwt_key_path": JWT_KEY_PATH,
         "metrics_auth_users": METRICS_USER if metrics_auth(plan) else "",
+        "oci": {"crun": OCI_RUNTIME, "run": OCI_RUN_PATH, "spool_mount": OCI_SPOOL_MOUNT},
     }
 
 
@@ -99,4 +107,7 @@ def node_conf(plan: Plan, node_name: str) -> str:
 
 @renderer("slurm")
 def render_slurm(plan: Plan) -> Iterable[Artifact]:
-    return list(render_tree("slurm", template_context(plan)))
+    containers = plan.stack.containers.enabled
+    return [
+        a for a in render_tree("slurm", template_context(plan)) if a.path != OCI_CONF or containers
+    ]
