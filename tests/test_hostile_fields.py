@@ -26,6 +26,7 @@ BASE: dict[str, Any] = {
     ],
     "cluster": {"name": "fx", "slurm_release": "26.05"},
     "controller": {"site": "cloud"},
+    "login": {"address": "127.0.0.1"},
     "images": {
         "registry": "reg.example.org/lab",
         "prefix": "hpcstack",
