@@ -26,8 +26,19 @@ def demo_container(cluster: Cluster) -> str:
     return cluster.controller_container()
 
 
+GRID_SIZE = 8  # sweep.py's settings: more tasks than this would have nothing to do
+
+
+def demo_shape(cluster: Cluster) -> tuple[int, int]:
+    """(nodes, tasks): every node, one task per CPU (two per node at most), at most one task
+    per setting; a node with one CPU gets one task (`srun -n` beyond the CPUs is refused)."""
+    nodes = cluster.plan.nodes
+    tasks = sum(min(node.cpus, 2) for node in nodes)
+    return len(nodes), max(len(nodes), min(tasks, GRID_SIZE))
+
+
 def demo(cluster: Cluster, extra: list[str] | None = None) -> Iterator[str]:
-    nodes = len(cluster.plan.nodes)
+    nodes, tasks = demo_shape(cluster)
     user = demo_user(cluster)
-    argv = ["runuser", "-u", user, "--", f"{DEMO_DIR}/run-demo.sh", str(nodes), str(nodes * 2)]
+    argv = ["runuser", "-u", user, "--", f"{DEMO_DIR}/run-demo.sh", str(nodes), str(tasks)]
     return cluster.docker.exec_stream(demo_container(cluster), [*argv, *(extra or [])])
