@@ -42,6 +42,7 @@ from tests.multihost.names import (
     NETNS_DIR,
     PREFIX,
     REGISTRY_PORT,
+    ROOT_LINK,
     RUN,
     VPC,
 )
@@ -243,13 +244,16 @@ class BastionMultiHost(MultiHost):
         raise RuntimeError(f"sshd for {name} did not start:\n{logfile.read_text()[-2000:]}")
 
     def describe(self) -> None:
-        super().describe()
+        log(f"internet   {INTERNET} in netns {PREFIX}-inet; this machine at {ROOT_LINK[1]}")
         log(
             f"bastion    {CLOUD_LINK[1]} (netns {self.bastion}): sshd :22, udp/{self.tunnel_udp} "
-            f"-> {CONTROLLER}, registry :{REGISTRY_PORT}; VPC {VPC} (bridge in {self.vpc})"
+            f"-> {CONTROLLER}, registry :{REGISTRY_PORT}; everything else dropped"
         )
         log(
-            f"controller {CONTROLLER}, sshd :22 from {BASTION_PRIVATE} only; out through "
-            f"{self.natgw} ({NAT_GW_LINK[1]}); login {LOGIN_USER}, key {self.key}, "
-            f"known_hosts {self.known_hosts}"
+            f"controller {CONTROLLER} in VPC {VPC} (netns {self.cloud.netns}, bridge in "
+            f"{self.vpc}, DOCKER_HOST={self.cloud.docker_host}); sshd :22 from "
+            f"{BASTION_PRIVATE} only; out through {self.natgw} ({NAT_GW_LINK[1]})"
         )
+        log(f"  login    {LOGIN_USER}, key {self.key}, known_hosts {self.known_hosts}")
+        for w in self.workstations:
+            log(f"{w.name}        {w.address} behind NAT {w.router_wan} (netns {w.netns})")
