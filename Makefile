@@ -83,7 +83,7 @@ test: venv base-image ## every test, the Docker and multi-host end-to-end tests 
 
 test-multihost: venv base-image ## separate hosts: namespaces, an engine each, NAT (root; part of test)
 	$(PY) -m tests.multihost.harness --cleanup
-	$(PY) -m pytest -m multihost $(PYTEST_ARGS) tests/test_multihost_harness.py tests/test_multihost_e2e.py
+	$(PY) -m pytest -m multihost $(PYTEST_ARGS) tests/test_multihost_harness.py tests/test_multihost_e2e.py tests/test_multihost_bastion.py
 
 test-unit: venv ## the tests that need no Docker engine
 	$(PY) -m pytest -m 'not docker' $(PYTEST_ARGS)

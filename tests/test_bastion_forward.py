@@ -4,15 +4,15 @@ namespace that plays the bastion, between a workstation behind NAT and a private
     ws (10.231.1.2) ── nat (MASQUERADE) ── 100.65.1.1 bastion 10.231.3.1 ── ctrl (10.231.3.10)
 
 The rules are rendered by `terraform console` from templates/tunnel-forward.nft.tftpl, the very
-file instances.tf hands cloud-init, and loaded with `nft -f` as the bastion's unit does. The
-controller has no default route (as on AWS, where its default route is the NAT gateway, not the
-bastion): a reply reaches the workstation only because the bastion masquerades. A broken rule in
-the template fails here. Needs root and nft (Debian's nftables); under CI a missing one fails.
+file instances.tf hands cloud-init (tests/tunnel_rules.py), and loaded with `nft -f` as the
+bastion's unit does. The controller has no default route (as on AWS, where its default route is
+the NAT gateway, not the bastion): a reply reaches the workstation only because the bastion
+masquerades. A broken rule in the template fails here. Needs root and nft (Debian's nftables);
+under CI a missing one fails.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.tunnel_rules import render_tunnel_forward
 
 pytestmark = pytest.mark.netns
-REPO = Path(__file__).resolve().parents[1]
-TEMPLATE = REPO / "terraform" / "aws" / "templates" / "tunnel-forward.nft.tftpl"
 BASTION_PUBLIC = "100.65.1.1"
 CONTROLLER = "10.231.3.10"
 
@@ -147,21 +146,7 @@ def lab() -> Iterator[Lab]:
 
 def render_rules(tmp_path: Path, protocol: str, port: int) -> str:
     """templates/tunnel-forward.nft.tftpl, rendered by Terraform itself."""
-    terraform = shutil.which("terraform") or "/usr/local/bin/terraform"
-    expr = (
-        f'jsonencode(templatefile("{TEMPLATE}", {{ protocol = "{protocol}", '
-        f'tunnel_port = {port}, controller_private_ip = "{CONTROLLER}" }}))\n'
-    )
-    result = subprocess.run(
-        [terraform, "console"],
-        input=expr,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return str(json.loads(json.loads(result.stdout)))
+    return render_tunnel_forward(tmp_path, protocol, port, CONTROLLER)
 
 
 @pytest.fixture

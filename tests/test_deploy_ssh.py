@@ -194,6 +194,8 @@ def test_deploy_copies_through_the_jump_host_and_starts_compose(lab: Lab, tmp_pa
         "700 admin /opt/hpcstack/secrets",
         "400 admin /opt/hpcstack/secrets/munge.key",
     ]
+    # A bind-mounted config directory: readable by the containers' non-root users.
+    assert _on_controller(lab, "stat", "-c", "%a", "/opt/hpcstack/slurm") == "755"
     digest = _on_controller(lab, "sha256sum", "/opt/hpcstack/secrets/munge.key").split()[0]
     assert digest == hashlib.sha256((tree / "secrets" / "munge.key").read_bytes()).hexdigest()
     listing = _on_controller(lab, "find", "/opt/hpcstack/secrets", "-type", "f").split()

@@ -1,5 +1,6 @@
 """Removing what the harness made (this run's or a killed run's): engines, containers, the
-registry, namespaces (their veths and iptables rules go with them), routes, certs, data."""
+registry, sshds, namespaces (their veths and iptables rules go with them), routes, certs, data,
+the bastion variant's login user."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.multihost.names import CERTS_D, CGROUP, CLOUD_LINK, DATA, NETNS_DIR, PREFIX, RUN
+from tests.multihost.names import (
+    CERTS_D,
+    CGROUP,
+    CLOUD_LINK,
+    DATA,
+    LOGIN_USER,
+    NETNS_DIR,
+    PREFIX,
+    RUN,
+)
 
 
 def _pid(pidfile: Path) -> int | None:
@@ -83,6 +93,14 @@ def cleanup_stale() -> None:
         shutil.rmtree(certs, ignore_errors=True)
     shutil.rmtree(RUN, ignore_errors=True)
     shutil.rmtree(DATA, ignore_errors=True)
+    if _user_exists(LOGIN_USER):
+        subprocess.run(["userdel", "-f", LOGIN_USER], capture_output=True, check=False)
+
+
+def _user_exists(name: str) -> bool:
+    with contextlib.suppress(OSError):
+        return any(line.split(":", 1)[0] == name for line in Path("/etc/passwd").open())
+    return False
 
 
 def _pids_mentioning(text: str) -> list[int]:

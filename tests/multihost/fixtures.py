@@ -28,8 +28,11 @@ def multihost_factory() -> Iterator[list[MultiHost]]:
         mh.down()
 
 
-def new_multihost(made: list[MultiHost], **kw: object) -> MultiHost:
-    """A fresh topology (the previous one in this session is torn down first: one at a time)."""
+def new_multihost(
+    made: list[MultiHost], cls: type[MultiHost] = MultiHost, **kw: object
+) -> MultiHost:
+    """A fresh topology (the previous one in this session is torn down first: one at a time);
+    `cls`: MultiHost or a variant (tests.multihost.bastion.BastionMultiHost)."""
     if os.geteuid() != 0:
         message = "the multi-host harness needs root (network namespaces, iptables, dockerd)"
         if _in_ci():
@@ -37,7 +40,7 @@ def new_multihost(made: list[MultiHost], **kw: object) -> MultiHost:
         pytest.skip(message)
     for old in made:
         old.down()
-    mh = MultiHost(**kw)  # type: ignore[arg-type]
+    mh = cls(**kw)  # type: ignore[arg-type]
     made.append(mh)
     return mh.up()
 

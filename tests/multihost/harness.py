@@ -14,6 +14,8 @@ in hmh-cloud with a certificate from a CA made per run; the CA goes to
 /etc/docker/certs.d/<registry>/ca.crt, which every engine on this machine reads (the root engine
 too: it pushes there through its link to hmh-inet).
 
+tests/multihost/bastion.py is the AWS-shaped variant: the cloud host private, behind a bastion.
+
 Use it from pytest (tests.multihost.fixtures.py: the `multihost` fixture) or by hand:
     python -m tests.multihost.harness up|down|--cleanup
 Everything it makes carries the `hmh` prefix and is removed by `MultiHost.down()`, by the atexit
@@ -24,9 +26,7 @@ from __future__ import annotations
 
 import atexit
 import ipaddress
-import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -48,7 +48,7 @@ from tests.multihost.names import (
     RUN,
 )
 from tests.multihost.ranges import check_ranges
-from tests.multihost.tls import make_tls
+from tests.multihost.registry import start_registry
 
 __all__ = ["CLOUD_LINK", "REGISTRY_PORT", "Host", "MultiHost", "Workstation", "cleanup_stale", "sh"]
 
@@ -152,7 +152,7 @@ class MultiHost:
     # ---- making it ------------------------------------------------------------------------
     def up(self) -> MultiHost:
         cleanup_stale()
-        check_ranges([INTERNET, LAN_RANGE])
+        check_ranges(self._ranges())
         atexit.register(self.down)
         self.started = True
         RUN.mkdir(parents=True, exist_ok=True)
@@ -168,25 +168,21 @@ class MultiHost:
         for h in self.hosts:
             self.wait_engine(h)
         self._firewall_cloud()
+        self._services()
         log(f"ready in {time.monotonic() - t0:.0f}s")
         self.describe()
         return self
 
     def _network(self) -> None:
         inet = f"{PREFIX}-inet"
-        for ns in [
-            inet,
-            self.cloud.netns,
-            *(n for w in self.workstations for n in (w.router, w.netns)),
-        ]:
+        for ns in [inet, *self._namespaces()]:
             sh("ip", "netns", "add", ns)
             sh("ip", "link", "set", "lo", "up", netns=ns)
         sh("sysctl", "-qw", "net.ipv4.ip_forward=1", netns=inet)
         # The root namespace is on the internet too (it builds the images and pushes them).
         self._veth(inet, "inet-root", None, f"{PREFIX}-root", ROOT_LINK, 24)
         sh("ip", "route", "add", str(INTERNET), "via", ROOT_LINK[0])
-        self._veth(inet, "inet-cloud", self.cloud.netns, "wan", CLOUD_LINK, 24)
-        sh("ip", "route", "add", "default", "via", CLOUD_LINK[0], netns=self.cloud.netns)
+        self._cloud_network(inet)
         for w in self.workstations:
             gw = str(ipaddress.IPv4Network(w.wan_net)[1])
             self._veth(inet, f"inet-{w.name}", w.router, "wan", (gw, w.router_wan), 24)
@@ -213,6 +209,20 @@ class MultiHost:
                 ["-A", "FORWARD", "-i", "wan", "-j", "DROP"],
             ):
                 sh("iptables", *rule, netns=w.router)
+
+    def _ranges(self) -> list[ipaddress.IPv4Network]:
+        return [INTERNET, LAN_RANGE]
+
+    def _services(self) -> None:
+        """More to start once the engines answer (none here; see bastion.py)."""
+
+    def _namespaces(self) -> list[str]:
+        return [self.cloud.netns, *(n for w in self.workstations for n in (w.router, w.netns))]
+
+    def _cloud_network(self, inet: str) -> None:
+        """The cloud host on the internet at its public address."""
+        self._veth(inet, "inet-cloud", self.cloud.netns, "wan", CLOUD_LINK, 24)
+        sh("ip", "route", "add", "default", "via", CLOUD_LINK[0], netns=self.cloud.netns)
 
     @staticmethod
     def _veth(
@@ -246,51 +256,15 @@ class MultiHost:
         for rule in rules:
             sh("iptables", "-t", "mangle", "-A", "PREROUTING", "-i", "wan", *rule, netns=ns)
 
+    @property
+    def registry_netns(self) -> str:
+        """Where the registry runs (the cloud host here; reachable from every host)."""
+        return self.cloud.netns
+
     def _registry(self) -> None:
-        """Debian's docker-registry in the cloud namespace, TLS with a CA made for this run."""
-        if not shutil.which("docker-registry"):
-            raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
-        rdir = RUN / "registry"
-        rdir.mkdir(parents=True, exist_ok=True)
-        ca_pem, cert_pem, key_pem = make_tls(CLOUD_LINK[1])
-        (rdir / "cert.pem").write_bytes(cert_pem)
-        (rdir / "key.pem").write_bytes(key_pem)
-        os.chmod(rdir / "key.pem", 0o600)
-        certs = CERTS_D / self.registry_addr
-        certs.mkdir(parents=True, exist_ok=True)
-        (certs / "ca.crt").write_bytes(ca_pem)
-        (rdir / "config.yml").write_text(
-            json.dumps(
-                {
-                    "version": 0.1,
-                    "log": {"level": "warn"},
-                    "storage": {
-                        "filesystem": {"rootdirectory": str(self.registry_storage or DATA / "reg")}
-                    },
-                    "http": {
-                        "addr": f"0.0.0.0:{REGISTRY_PORT}",
-                        "tls": {
-                            "certificate": str(rdir / "cert.pem"),
-                            "key": str(rdir / "key.pem"),
-                        },
-                    },
-                }
-            )
+        self.registry = start_registry(
+            self.registry_netns, CLOUD_LINK[1], self.registry_storage or DATA / "reg"
         )
-        logf = (RUN / "registry.log").open("ab")
-        self.registry = subprocess.Popen(
-            [
-                "nsenter",
-                f"--net={NETNS_DIR / self.cloud.netns}",
-                "docker-registry",
-                "serve",
-                str(rdir / "config.yml"),
-            ],
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        (RUN / "registry.pid").write_text(f"{self.registry.pid}\n")
 
     def _start_engine(self, h: Host) -> None:
         cmd = [

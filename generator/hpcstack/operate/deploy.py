@@ -79,8 +79,10 @@ def deploy_cloud(
     progress: Progress | None = None,
 ) -> DeployResult:
     """Wait for cloud-init, copy the bundle (through the bastion), start the cloud site."""
+    # Directories such as slurm/ are bind-mounted whole and read inside by non-root users
+    # (slurmctld as slurm): 0755, not 0750, as the login user owns them on the controller.
     files = [
-        FileToSend(f.path, f.rel, f.mode, dir_mode=0o700 if f.secret else 0o750)
+        FileToSend(f.path, f.rel, f.mode, dir_mode=0o700 if f.secret else 0o755)
         for f in bundle_files(plan, plan.controller, out_dir)
     ]
     done = 0
