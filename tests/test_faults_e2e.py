@@ -292,7 +292,7 @@ def test_8_a_wireguard_peer_with_an_unknown_key_gets_no_answer(cluster: Path) ->
 
 
 def test_9_the_sites_node_exporter_outlives_its_first_node(cluster: Path) -> None:
-    """node-exporter is its site's own WireGuard peer (decision 0014), not a guest in node1's
+    """node-exporter is its site's own WireGuard peer (decision faults-0016), not a guest in node1's
     network: node1's container killed, Prometheus keeps scraping the host's metrics."""
     assert_healthy()
     scraped_up("local", scrapes=1, timeout=30)

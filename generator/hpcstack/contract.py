@@ -52,7 +52,7 @@ SERVICE_HOSTS: dict[str, int] = {
 }
 FIRST_NODE_HOST = 20
 # Overlay host numbers inside a site's overlay block: hub .1, nodes from .4; on a tunneled site
-# .2 is the site's exporters (node-exporter's own WireGuard peer, decision 0014).
+# .2 is the site's exporters (node-exporter's own WireGuard peer, decision faults-0016).
 OVERLAY_HUB_HOST = 1
 OVERLAY_EXPORTER_HOST = 2
 OVERLAY_FIRST_NODE = 4

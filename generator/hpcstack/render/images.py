@@ -24,7 +24,7 @@ from hpcstack.render._tree import mode_for, render_tree, with_header
 COMPUTE_PACKAGES = ("python3", "python3-numpy")
 EXPORTER_DIR = "images/slurm/python/hpcstack/exporter"
 # The slurm image's tunnel scripts, also in node-exporter's context: on a tunneled site that
-# container is a WireGuard peer of its own (decision 0014). One source, two copies.
+# container is a WireGuard peer of its own (decision faults-0016). One source, two copies.
 SHARED_SCRIPTS = {"images/node-exporter": ("keyrefs.sh", "tunnel.sh")}
 
 

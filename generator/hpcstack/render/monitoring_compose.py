@@ -54,7 +54,7 @@ def _net(site: SitePlan, service: str) -> dict[str, Any]:
 def exporter_tunnel(plan: Plan, site: SitePlan) -> dict[str, Any]:
     """A tunneled site's node-exporter as the site's exporters' own WireGuard peer: Prometheus
     reaches it through the hub at its own overlay address, whatever becomes of the nodes'
-    containers (decision 0014). The entrypoint brings the tunnel up as root, then runs the
+    containers (decision faults-0016). The entrypoint brings the tunnel up as root, then runs the
     exporter as its own user."""
     if not (site.tunneled and exporter_peers(plan)):
         return {}

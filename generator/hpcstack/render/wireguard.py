@@ -1,5 +1,5 @@
 """WireGuard configs: the hub on the controller's site, one peer per tunneled compute node and
-one for each tunneled site's exporters (node-exporter's container, decision 0014).
+one for each tunneled site's exporters (node-exporter's container, decision faults-0016).
 
 Per peer, `<peer>.conf` is what `wg setconf` reads and `<peer>.env` the interface settings it
 does not (address, MTU, routes) as `HPCSTACK_WG_*` variables hpcstack-tunnel sources. The files

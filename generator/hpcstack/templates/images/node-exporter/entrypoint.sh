@@ -1,7 +1,7 @@
 #!/bin/bash
 # hpcstack-node-exporter: node_exporter as the prometheus user; with HPCSTACK_WG_PEER set (a
 # tunneled site), first this container's own WireGuard interface, which is how Prometheus
-# reaches it (decision 0014). The interface gone (wireguard-go ended), the container ends too
+# reaches it (decision faults-0016). The interface gone (wireguard-go ended), the container ends too
 # and its restart policy starts it again, tunnel and all.
 set -euo pipefail
 # shellcheck source=/dev/null
