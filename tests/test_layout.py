@@ -239,7 +239,7 @@ def test_image_scripts_source_the_contract_and_spell_none_of_its_values(repo: Pa
 def test_one_key_reference_regex(repo: Path) -> None:
     scripts = image_scripts(repo)
     users = [p for p, t in scripts.items() if "HPCSTACK_KEY_REF_NAME" in t]
-    # node-exporter's context carries copies of the slurm image's tunnel scripts (decision faults-0016)
+    # node-exporter's context has copies of the slurm image's tunnel scripts (faults-0016)
     assert users == ["images/node-exporter/keyrefs.sh", "images/slurm/keyrefs.sh"]
     readers = sorted(p for p, t in scripts.items() if re.search(r"^\s*fill_key_refs ", t, re.M))
     assert readers == [
