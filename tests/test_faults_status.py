@@ -101,3 +101,5 @@ def test_refused_credentials_are_summed_by_address_and_shown() -> None:
         RefusedPeer("", 1, "error: Munge decode failed: Expired credential")
     ]
     assert parse_auth_refusals("[t] sched: Allocate JobId=4\n") == []
+    named = "[t] error: slurm_unpack_received_msg: [[rogue.hpcsflt-cloud]:6818] auth_g_verify: x"
+    assert [r.addr for r in parse_auth_refusals(named)] == ["rogue.hpcsflt-cloud"]

@@ -16,7 +16,9 @@ HELD_LISTED = 10  # held jobs named one by one in `attention`; more are summed u
 # A request slurmctld refused because munge would not vouch for it (another cluster's key, a
 # clock far off): Slurm's `Munge decode failed: ...` or `auth_g_verify: ... authentication error`.
 AUTH_REFUSED = re.compile(r"munge decode failed|authentication error|auth_g_verify", re.I)
-IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])")
+# Where a refused request came from: Slurm's `[[peer]:port]` (peer: an address, or the name
+# reverse DNS gave it), else the first IPv4 address on the line.
+PEER = re.compile(r"\[\[([^\]\s]+)\]:\d+\]|(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])")
 
 
 @dataclass(frozen=True)
@@ -155,11 +157,11 @@ def parse_auth_refusals(log: str) -> list[RefusedPeer]:
         if not AUTH_REFUSED.search(line):
             continue
         message = re.sub(r"^\[[^\]]*\]\s*", "", line.strip())
-        found = IPV4.search(message)
+        found = PEER.search(message)
         if not found:
             pending = message
             continue
-        addr = found.group(1)
+        addr = found.group(1) or found.group(2)
         counts[addr] = counts.get(addr, 0) + 1
         last[addr] = f"{pending}; {message}" if pending else message
         pending = ""
