@@ -16,9 +16,9 @@ HELD_LISTED = 10  # held jobs named one by one in `attention`; more are summed u
 # A request slurmctld refused because munge would not vouch for it (another cluster's key, a
 # clock far off): Slurm's `Munge decode failed: ...` or `auth_g_verify: ... authentication error`.
 AUTH_REFUSED = re.compile(r"munge decode failed|authentication error|auth_g_verify", re.I)
-# Where a refused request came from: Slurm's `[[peer]:port]` (peer: an address, or the name
-# reverse DNS gave it), else the first IPv4 address on the line.
-PEER = re.compile(r"\[\[([^\]\s]+)\]:\d+\]|(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])")
+# Where a refused request came from: Slurm's `[peer:port]` or `[[peer]:port]` (peer: an
+# address, or the name reverse DNS gave it), else the first IPv4 address on the line.
+PEER = re.compile(r"\[\[?([^\[\]\s]+?)\]?:\d+\]|(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])")
 
 
 @dataclass(frozen=True)
