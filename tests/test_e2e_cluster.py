@@ -198,7 +198,7 @@ def test_prometheus_scrapes_every_target(cluster: Path) -> None:
     jobs = {t["labels"]["job"] for t in targets}
     assert {"prometheus", "node-exporter", "slurm-exporter", "slurmctld"} <= jobs
     # the local site's node_exporter is scraped over the tunnel
-    assert any(t["scrapeUrl"].startswith("http://10.97.1.4:9100") for t in targets)
+    assert any(t["scrapeUrl"].startswith("http://10.97.1.2:9100") for t in targets)
     status = hpcstack(cluster, "status")
     assert "prometheus targets" in status
 

@@ -239,9 +239,16 @@ def test_image_scripts_source_the_contract_and_spell_none_of_its_values(repo: Pa
 def test_one_key_reference_regex(repo: Path) -> None:
     scripts = image_scripts(repo)
     users = [p for p, t in scripts.items() if "HPCSTACK_KEY_REF_NAME" in t]
-    assert users == ["images/slurm/keyrefs.sh"]
+    # node-exporter's context has copies of the slurm image's tunnel scripts (faults-0016)
+    assert users == ["images/node-exporter/keyrefs.sh", "images/slurm/keyrefs.sh"]
     readers = sorted(p for p, t in scripts.items() if re.search(r"^\s*fill_key_refs ", t, re.M))
-    assert readers == ["images/slurm/entrypoint.sh", "images/slurm/tunnel.sh"]
+    assert readers == [
+        "images/node-exporter/tunnel.sh",
+        "images/slurm/entrypoint.sh",
+        "images/slurm/tunnel.sh",
+    ]
+    for name in ("keyrefs.sh", "tunnel.sh"):
+        assert scripts[f"images/node-exporter/{name}"] == scripts[f"images/slurm/{name}"]
     for path, text in scripts.items():
         # no hand-written character class for a name after `@`
         assert not re.search(r"@\(?\[", code_only(text)), path

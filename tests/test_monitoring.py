@@ -85,10 +85,10 @@ def test_scrape_targets_follow_the_plan() -> None:
     # the first node's network namespace, so they answer at its overlay address.
     assert node_targets == {
         "cloud": "172.28.0.16:9100",
-        "local": "10.99.1.4:9100",
-        "gpusite": "10.99.2.4:9100",
+        "local": "10.99.1.2:9100",  # the exporters' own WireGuard peer, never a node's
+        "gpusite": "10.99.2.2:9100",
     }
-    assert [c["targets"] for c in jobs["dcgm-exporter"]["static_configs"]] == [["10.99.2.4:9400"]]
+    assert [c["targets"] for c in jobs["dcgm-exporter"]["static_configs"]] == [["10.99.2.2:9400"]]
     paths = sorted(c["labels"]["__metrics_path__"] for c in jobs["slurmctld"]["static_configs"])
     assert paths == ["/metrics/jobs", "/metrics/nodes", "/metrics/partitions", "/metrics/scheduler"]
     assert jobs["slurmctld"]["scrape_interval"] == "60s"

@@ -51,8 +51,10 @@ SERVICE_HOSTS: dict[str, int] = {
     "fs": 9,  # the shared filesystem server (below FIRST_NODE_HOST: cloud sites may have nodes)
 }
 FIRST_NODE_HOST = 20
-# Overlay host numbers inside a site's overlay block: hub .1, nodes from .4.
+# Overlay host numbers inside a site's overlay block: hub .1, nodes from .4; on a tunneled site
+# .2 is the site's exporters (node-exporter's own WireGuard peer, decision faults-0016).
 OVERLAY_HUB_HOST = 1
+OVERLAY_EXPORTER_HOST = 2
 OVERLAY_FIRST_NODE = 4
 MAX_NODES_PER_SITE = 250  # one overlay /24 less the hub and reserved numbers
 MAX_OVERLAY_SITES = 250
@@ -73,6 +75,8 @@ METRICS_USER = "slurm-metrics"
 
 # --- names -----------------------------------------------------------------------------------
 HUB = "hub"  # the WireGuard hub's peer name
+# A tunneled site's exporters' WireGuard peer: `exporters_<site>` (`_`: no node name has one).
+EXPORTER_PEER_PREFIX = "exporters_"
 SSH_HOST_ALIAS = "hpcstack-sshd"  # ssh mode: the name the pinned known_hosts line carries
 WG_IFACE = "wg0"
 # How a generated file names a key to fill in at start: `@name` (WireGuard peers, ssh sites).

@@ -3,6 +3,7 @@ the parsers that turn Slurm's, WireGuard's and ss's text into it (pure functions
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -12,6 +13,12 @@ READY_STATES = {"IDLE", "MIXED", "ALLOCATED", "COMPLETING", "PLANNED"}
 BAD_FLAGS = ("DOWN", "NOT_RESPONDING", "INVAL", "FAIL", "DRAIN", "UNKNOWN")
 HANDSHAKE_FRESH_S = 180
 HELD_LISTED = 10  # held jobs named one by one in `attention`; more are summed up by reason
+# A request slurmctld refused because munge would not vouch for it (another cluster's key, a
+# clock far off): Slurm's `Munge decode failed: ...` or `auth_g_verify: ... authentication error`.
+AUTH_REFUSED = re.compile(r"munge decode failed|authentication error|auth_g_verify", re.I)
+# Where a refused request came from: Slurm's `[peer:port]` or `[[peer]:port]` (peer: an
+# address, or the name reverse DNS gave it), else the first IPv4 address on the line.
+PEER = re.compile(r"\[\[?([^\[\]\s]+?)\]?:\d+\]|(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])")
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,15 @@ class Alert:
     labels: str
 
 
+@dataclass(frozen=True)
+class RefusedPeer:
+    """Requests slurmctld refused for a bad munge credential, by where they came from."""
+
+    addr: str  # "" when the log line names no address
+    count: int
+    message: str  # the last such line, timestamp left out
+
+
 @dataclass
 class Status:
     sites: dict[str, list[ServiceState]] = field(default_factory=dict)
@@ -74,6 +90,7 @@ class Status:
     tunnel: list[TunnelPeer] = field(default_factory=list)
     targets: list[ScrapeTarget] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    refused: list[RefusedPeer] = field(default_factory=list)
     controller_up: bool = False
     errors: list[str] = field(default_factory=list)
     host: str = "controller"  # or "workstation (<engine>)": what this host could be asked
@@ -85,6 +102,12 @@ class Status:
             f"node {n.name} is {n.state.lower()}: {n.reason or 'no reason given'}"
             for n in self.nodes
             if not n.ready
+        ]
+        lines += [
+            f"slurmctld refused {r.count} request(s) from {r.addr or 'an unnamed peer'} whose "
+            f"munge credential it could not verify (a node with another cluster's munge key?): "
+            f"{r.message}"
+            for r in self.refused
         ]
         held = [j for j in self.jobs if j.state == "PENDING" and is_held(j.reason)]
         if len(held) <= HELD_LISTED:
@@ -110,6 +133,7 @@ class Status:
             "tunnel": [asdict(t) for t in self.tunnel],
             "targets": [asdict(t) for t in self.targets],
             "alerts": [asdict(a) for a in self.alerts],
+            "refused": [asdict(r) for r in self.refused],
             "errors": self.errors,
             "attention": self.attention(),
             "host": self.host,
@@ -120,6 +144,30 @@ def is_held(reason: str) -> bool:
     """squeue's %r for a held job: JobHeldAdmin/JobHeldUser, or Slurm's own description
     (`launch failed requeued held`, `job requeued in held state`)."""
     return reason.startswith("JobHeld") or "held" in reason.lower()
+
+
+def parse_auth_refusals(log: str) -> list[RefusedPeer]:
+    """slurmctld's log lines about requests refused for their munge credential, one entry per
+    address they came from (one request often logs two lines: munge's reason, then Slurm's
+    refusal naming the peer; lines without an address count under the next one with it)."""
+    counts: dict[str, int] = {}
+    last: dict[str, str] = {}
+    pending = ""
+    for line in log.splitlines():
+        if not AUTH_REFUSED.search(line):
+            continue
+        message = re.sub(r"^\[[^\]]*\]\s*", "", line.strip())
+        found = PEER.search(message)
+        if not found:
+            pending = message
+            continue
+        addr = found.group(1) or found.group(2)
+        counts[addr] = counts.get(addr, 0) + 1
+        last[addr] = f"{pending}; {message}" if pending else message
+        pending = ""
+    if pending and not counts:
+        return [RefusedPeer("", 1, pending)]
+    return [RefusedPeer(a, counts[a], last[a]) for a in sorted(counts)]
 
 
 def parse_scontrol_nodes(text: str) -> list[NodeState]:

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 from hpcstack.contract import EXPORTER_PORTS, HUB, WG_IFACE
 from hpcstack.errors import ToolError
 from hpcstack.operate.observed import (
     Alert,
+    RefusedPeer,
     ScrapeTarget,
     Status,
     TunnelPeer,
+    parse_auth_refusals,
     parse_ss_listeners,
     parse_wg_dump,
 )
@@ -46,6 +49,10 @@ def status(cluster: Cluster) -> Status:
     except ToolError as exc:
         st.errors.append(f"controller: {exc.summary or exc}")
     try:
+        st.refused = refused_peers(cluster)
+    except ToolError as exc:
+        st.errors.append(f"controller log: {exc.summary or exc}")
+    try:
         st.tunnel = tunnel(cluster)
     except ToolError as exc:
         st.errors.append(f"tunnel: {exc.summary or exc}")
@@ -55,6 +62,20 @@ def status(cluster: Cluster) -> Status:
         except (ToolError, ValueError) as exc:
             st.errors.append(f"prometheus: {getattr(exc, 'summary', '') or exc}")
     return st
+
+
+# How far back `status` looks in slurmctld's log for refused credentials, and at most how much.
+REFUSED_WINDOW = timedelta(minutes=15)
+REFUSED_LOG_LINES = 5000
+
+
+def refused_peers(cluster: Cluster) -> list[RefusedPeer]:
+    """Who slurmctld refused lately for a munge credential it could not verify: a node made
+    with another cluster's key never appears in sinfo, so only the log can say why."""
+    log = cluster.docker.logs_tail(
+        cluster.controller_container(), lines=REFUSED_LOG_LINES, since=REFUSED_WINDOW
+    )
+    return parse_auth_refusals(log)
 
 
 def public_key_names(cluster: Cluster) -> dict[str, str]:

@@ -35,7 +35,7 @@ from hpcstack.contract import SSH_HOST_ALIAS
 from hpcstack.errors import OutputError
 from hpcstack.output.atomic import write_all, write_atomic
 from hpcstack.plan.topology import Plan
-from hpcstack.plan.tunnel import peer_names, ssh_mode
+from hpcstack.plan.tunnel import peer_names, site_peer_names, ssh_mode
 
 MUNGE_KEY_BYTES = 1024
 JWT_KEY_BYTES = 32  # HS256: a key as long as the hash (Slurm's jwt guide makes 32 bytes)
@@ -235,8 +235,9 @@ IMPORTED_MARK = "imported-site"
 
 
 def site_secret_files(plan: Plan, site: str) -> list[str]:
-    """Paths (relative to secrets/) a site's host needs: the munge key, its nodes' WireGuard
-    keys and the hub's public key (WireGuard), or its ssh client key and the pinned host key."""
+    """Paths (relative to secrets/) a site's host needs: the munge key, its peers' WireGuard
+    keys (nodes, exporters) and the hub's public key, or its ssh client key and the pinned
+    host key."""
     target = next((s for s in plan.tunneled_sites if s.name == site), None)
     if target is None:
         local = ", ".join(s.name for s in plan.tunneled_sites) or "none"
@@ -249,8 +250,8 @@ def site_secret_files(plan: Plan, site: str) -> list[str]:
         files += [f"ssh/{site}.key", f"ssh/pub/{site}.pub", "ssh/pub/known_hosts"]
     else:
         files.append("wireguard/pub/hub.pub")
-        for node in target.nodes:
-            files += [f"wireguard/{node.name}.key", f"wireguard/pub/{node.name}.pub"]
+        for peer in site_peer_names(plan, target):
+            files += [f"wireguard/{peer}.key", f"wireguard/pub/{peer}.pub"]
     return files
 
 

@@ -10,7 +10,14 @@ import ipaddress
 from dataclasses import dataclass
 from functools import cached_property
 
-from hpcstack.contract import FIRST_NODE_HOST, OVERLAY_FIRST_NODE, OVERLAY_HUB_HOST, SERVICE_HOSTS
+from hpcstack.contract import (
+    EXPORTER_PEER_PREFIX,
+    FIRST_NODE_HOST,
+    OVERLAY_EXPORTER_HOST,
+    OVERLAY_FIRST_NODE,
+    OVERLAY_HUB_HOST,
+    SERVICE_HOSTS,
+)
 from hpcstack.definition.addresses import site_overlay
 from hpcstack.definition.model import Site, Stack
 
@@ -71,6 +78,17 @@ class SitePlan:
         """True when this site reaches the controller through the tunnel."""
         return not self.is_controller
 
+    @property
+    def exporter_peer(self) -> str:
+        """The WireGuard peer name of this tunneled site's exporters (node-exporter's own)."""
+        return f"{EXPORTER_PEER_PREFIX}{self.name}"
+
+    @property
+    def exporter_overlay_ip(self) -> str:
+        """Where the hub reaches this tunneled site's exporters: an overlay address of their own,
+        so the host's metrics never depend on a compute node's container."""
+        return str(self.overlay[OVERLAY_EXPORTER_HOST])
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -125,9 +143,9 @@ class Plan:
 
     def site_exporter_addr(self, site: SitePlan, service: str) -> str:
         """Where Prometheus reaches a site's exporter: by its own address on the controller's
-        site; on a tunneled site it shares the first node's network, so at that overlay address."""
-        if site.tunneled and site.nodes and site.nodes[0].overlay_ip:
-            return site.nodes[0].overlay_ip
+        site; on a tunneled site (WireGuard) at the exporters' own overlay address."""
+        if site.tunneled and self.stack.tunnel.mode == "wireguard":
+            return site.exporter_overlay_ip
         return site.service_ip(service)
 
 

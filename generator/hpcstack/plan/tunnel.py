@@ -20,11 +20,24 @@ def ssh_mode(plan: Plan) -> bool:
     return plan.stack.tunnel.mode == "ssh" and bool(plan.tunneled_sites)
 
 
+def exporter_peers(plan: Plan) -> bool:
+    """True when each tunneled site's exporters are a WireGuard peer of their own."""
+    return wireguard_mode(plan) and plan.stack.monitoring.enabled
+
+
+def site_peer_names(plan: Plan, site: SitePlan) -> list[str]:
+    """A tunneled site's WireGuard peers: its nodes, then its exporters."""
+    names = [n.name for n in site.nodes]
+    if exporter_peers(plan):
+        names.append(site.exporter_peer)
+    return names
+
+
 def peer_names(plan: Plan) -> list[str]:
-    """Every WireGuard peer that needs a key pair: the hub, then each tunneled node."""
+    """Every WireGuard peer that needs a key pair: the hub, then each tunneled site's peers."""
     if not wireguard_mode(plan):
         return []
-    return [HUB] + [n.name for s in plan.tunneled_sites for n in s.nodes]
+    return [HUB] + [p for s in plan.tunneled_sites for p in site_peer_names(plan, s)]
 
 
 def node_ports(plan: Plan) -> dict[str, int]:

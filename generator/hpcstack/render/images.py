@@ -16,13 +16,17 @@ from importlib.resources.abc import Traversable
 from hpcstack import contract
 from hpcstack.plan.topology import Plan
 from hpcstack.render import Artifact, renderer
-from hpcstack.render._tree import render_tree
+from hpcstack.render._jinja import read_static
+from hpcstack.render._tree import mode_for, render_tree, with_header
 
 # What the demo's ML jobs need on compute nodes: numpy alone (the digits data set travels in
 # demo/digits.txt; scikit-learn with SciPy would add ~300 MB to the image); crun runs jobs'
 # containers (`srun --container`, rest-0016).
 COMPUTE_PACKAGES = ("python3", "python3-numpy", "crun")
 EXPORTER_DIR = "images/slurm/python/hpcstack/exporter"
+# The slurm image's tunnel scripts, also in node-exporter's context: on a tunneled site that
+# container is a WireGuard peer of its own (decision faults-0016). One source, two copies.
+SHARED_SCRIPTS = {"images/node-exporter": ("keyrefs.sh", "tunnel.sh")}
 
 
 def image_context(plan: Plan) -> dict[str, object]:
@@ -75,7 +79,15 @@ def _exporter_sources() -> Iterable[Artifact]:
         yield Artifact(f"{EXPORTER_DIR}/{rel}", text, 0o644)
 
 
+def _shared_scripts() -> Iterable[Artifact]:
+    for folder, names in SHARED_SCRIPTS.items():
+        for name in names:
+            template, path = f"images/slurm/{name}", f"{folder}/{name}"
+            yield Artifact(path, with_header(read_static(template), template, path), mode_for(path))
+
+
 @renderer("images")
 def render_images(plan: Plan) -> Iterable[Artifact]:
     yield from render_tree("images", image_context(plan))
     yield from _exporter_sources()
+    yield from _shared_scripts()

@@ -13,6 +13,7 @@ from typing import Any
 from hpcstack.contract import (
     ENV_METRICS_TOKEN,
     ENV_METRICS_TOKEN_WATCH_S,
+    ENV_WG_PEER,
     EXPORTER_PORTS,
     GPU_JOB_DIR,
     METRICS_TOKEN_DIR,
@@ -22,9 +23,13 @@ from hpcstack.contract import (
     MUNGE_KEY_SECRET,
     SECRETS_DIR,
     SLURM_CONF_DIR,
+    WG_CONF_DIR,
+    WG_KEY_SECRET,
+    WG_PUB_DIR,
 )
 from hpcstack.definition.model import duration_seconds
 from hpcstack.plan.topology import Plan, SitePlan
+from hpcstack.plan.tunnel import exporter_peers
 from hpcstack.render.compose_common import (
     LOGGING,
     healthcheck,
@@ -37,14 +42,34 @@ from hpcstack.render.prometheus import gpu_sites, metrics_token
 GRAFANA_IMAGE = "grafana/grafana-oss:11.6.0"  # the Grafana build the dashboards are made for
 DCGM_IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3-4.1.3-ubuntu22.04"
 GRAFANA_SECRET = "grafana_admin_password"
+WG_SECRET_PREFIX = "wg_"  # a WireGuard peer's compose secret: wg_<peer>, as the nodes' are
 
 
 def _net(site: SitePlan, service: str) -> dict[str, Any]:
-    """On the controller's site a service has its own address; on a tunneled site it shares the
-    first node's network namespace, so it answers at that node's overlay address."""
-    if site.tunneled:
-        return {"network_mode": f"service:{site.nodes[0].name}"}
+    """Every monitoring service has its own address on its site's network (a tunneled site's
+    node-exporter is also its own WireGuard peer: `exporter_tunnel`)."""
     return {"networks": {"site": {"ipv4_address": site.service_ip(service)}}}
+
+
+def exporter_tunnel(plan: Plan, site: SitePlan) -> dict[str, Any]:
+    """A tunneled site's node-exporter as the site's exporters' own WireGuard peer: Prometheus
+    reaches it through the hub at its own overlay address, whatever becomes of the nodes'
+    containers (decision faults-0016). The entrypoint brings the tunnel up as root, then runs the
+    exporter as its own user."""
+    if not (site.tunneled and exporter_peers(plan)):
+        return {}
+    secret = f"{WG_SECRET_PREFIX}{site.exporter_peer}"
+    return {
+        "cap_add": ["NET_ADMIN"],
+        "devices": ["/dev/net/tun:/dev/net/tun"],
+        "environment": {ENV_WG_PEER: site.exporter_peer},
+        "secrets": [{"source": secret, "target": WG_KEY_SECRET}],
+        "volumes": [
+            f"../wireguard/{site.name}:{WG_CONF_DIR}:ro",
+            f"../secrets/wireguard/pub:{WG_PUB_DIR}:ro",
+        ],
+        "extra_hosts": ["host.docker.internal:host-gateway"],
+    }
 
 
 def _built(plan: Plan, name: str) -> dict[str, Any]:
@@ -174,7 +199,8 @@ def slurm_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
 
 
 def node_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
-    return {
+    tunnel = exporter_tunnel(plan, site)
+    svc: dict[str, Any] = {
         **_built(plan, "node-exporter"),
         "command": [
             f"--web.listen-address=:{EXPORTER_PORTS['node-exporter']}",
@@ -188,9 +214,20 @@ def node_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
         "healthcheck": _http_health(f"http://127.0.0.1:{EXPORTER_PORTS['node-exporter']}/metrics"),
         **_net(site, "node-exporter"),
     }
+    svc["volumes"] += tunnel.pop("volumes", [])
+    svc.update(tunnel)
+    return svc
 
 
-def dcgm_exporter_service(site: SitePlan) -> dict[str, Any]:
+def _dcgm_net(plan: Plan, site: SitePlan) -> dict[str, Any]:
+    """dcgm-exporter (an upstream image, no WireGuard in it) shares node-exporter's network on
+    a tunneled site: it answers at the exporters' overlay address, never a node's."""
+    if exporter_tunnel(plan, site):
+        return {"network_mode": "service:node-exporter", "depends_on": ["node-exporter"]}
+    return _net(site, "dcgm-exporter")
+
+
+def dcgm_exporter_service(plan: Plan, site: SitePlan) -> dict[str, Any]:
     return {
         "image": DCGM_IMAGE,
         "restart": "unless-stopped",
@@ -222,7 +259,7 @@ def dcgm_exporter_service(site: SitePlan) -> dict[str, Any]:
                 }
             }
         },
-        **_net(site, "dcgm-exporter"),
+        **_dcgm_net(plan, site),
     }
 
 
@@ -243,8 +280,12 @@ def monitoring_services(plan: Plan, site: SitePlan) -> dict[str, dict[str, Any]]
             services["grafana"] = grafana_service(site, mon.grafana_port)
             volumes["grafana-data"] = {}
             out["secrets"][GRAFANA_SECRET] = {"file": f"../secrets/{GRAFANA_SECRET}"}
+    if exporter_tunnel(plan, site):
+        out["secrets"][f"{WG_SECRET_PREFIX}{site.exporter_peer}"] = {
+            "file": f"../secrets/wireguard/{site.exporter_peer}.key"
+        }
     if mon.dcgm and site in gpu_sites(plan) and site.site.gpu_runtime != "mknod":
-        services["dcgm-exporter"] = dcgm_exporter_service(site)
+        services["dcgm-exporter"] = dcgm_exporter_service(plan, site)
         volumes["gpu-jobs"] = {}
         out["configs"]["dcgm_counters"] = {"file": "../prometheus/dcgm-counters.csv"}
     return out

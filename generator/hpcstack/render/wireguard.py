@@ -1,4 +1,5 @@
-"""WireGuard configs: the hub on the controller's site and one peer per tunneled compute node.
+"""WireGuard configs: the hub on the controller's site, one peer per tunneled compute node and
+one for each tunneled site's exporters (node-exporter's container, decision faults-0016).
 
 Per peer, `<peer>.conf` is what `wg setconf` reads and `<peer>.env` the interface settings it
 does not (address, MTU, routes) as `HPCSTACK_WG_*` variables hpcstack-tunnel sources. The files
@@ -16,7 +17,7 @@ from functools import cached_property
 
 from hpcstack.contract import HUB, WG_ENV_ADDRESS, WG_ENV_MTU, WG_ENV_ROUTES, key_ref
 from hpcstack.plan.topology import NodePlan, Plan, SitePlan
-from hpcstack.plan.tunnel import peer_names
+from hpcstack.plan.tunnel import exporter_peers, peer_names
 from hpcstack.render import Artifact, renderer
 from hpcstack.render.contract import single_quoted
 
@@ -84,6 +85,15 @@ def hub_interface(plan: Plan) -> Interface:
         for s in plan.tunneled_sites
         for n in s.nodes
     ]
+    if exporter_peers(plan):
+        peers += [
+            Peer(
+                s.exporter_peer,
+                (f"{s.exporter_overlay_ip}/32",),
+                comment=f"the exporters of site {s.name}",
+            )
+            for s in plan.tunneled_sites
+        ]
     return Interface(f"the hub on site {plan.controller.name}", plan.hub_overlay_ip, [], peers)
 
 
@@ -101,20 +111,32 @@ def site_mates(plan: Plan, site: SitePlan) -> list[Peer]:
     ]
 
 
+def _hub_peer(plan: Plan) -> Peer:
+    t = plan.stack.tunnel
+    return Peer(
+        HUB,
+        tuple(plan.routed_networks),
+        endpoint=f"{t.endpoint}:{t.port}",
+        keepalive=t.keepalive,
+        comment=f"the hub on site {plan.controller.name}",
+    )
+
+
+def exporter_interface(plan: Plan, site: SitePlan) -> Interface:
+    """The site's exporters peer with the hub only: Prometheus's scrapes come through it."""
+    return Interface(
+        f"the exporters of site {site.name}",
+        site.exporter_overlay_ip,
+        list(plan.routed_networks),
+        [_hub_peer(plan)],
+    )
+
+
 def node_interface(
     plan: Plan, site: SitePlan, node: NodePlan, mates: list[Peer] | None = None
 ) -> Interface:
     """`mates`: site_mates(plan, site), when the caller has it already."""
-    t = plan.stack.tunnel
-    peers = [
-        Peer(
-            HUB,
-            tuple(plan.routed_networks),
-            endpoint=f"{t.endpoint}:{t.port}",
-            keepalive=t.keepalive,
-            comment=f"the hub on site {plan.controller.name}",
-        )
-    ]
+    peers = [_hub_peer(plan)]
     peers += [
         p for p in (site_mates(plan, site) if mates is None else mates) if p.name != node.name
     ]
@@ -141,3 +163,6 @@ def render_wireguard(plan: Plan) -> Iterable[Artifact]:
         for node in site.nodes:
             iface = node_interface(plan, site, node, mates)
             yield from _files(plan, site.name, node.name, iface)
+        if exporter_peers(plan):
+            iface = exporter_interface(plan, site)
+            yield from _files(plan, site.name, site.exporter_peer, iface)

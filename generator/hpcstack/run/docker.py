@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, cast
@@ -117,10 +118,11 @@ class Docker:
             args += ["--user", user]
         return _passthrough(cli_argv(self.host, *args, container, *argv))
 
-    def logs_tail(self, container: str, lines: int = 30) -> str:
-        """The last lines a container logged (stdout and stderr together)."""
+    def logs_tail(self, container: str, lines: int = 30, since: timedelta | None = None) -> str:
+        """The last lines a container logged (stdout and stderr together), of the last `since`
+        only when given."""
         try:
-            return str(self.client.container.logs(container, tail=lines) or "")
+            return str(self.client.container.logs(container, tail=lines, since=since) or "")
         except DockerException as exc:
             raise _tool_error(exc, f"reading the logs of {container} failed") from None
 
