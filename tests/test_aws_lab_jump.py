@@ -11,6 +11,7 @@ command; a key that is not a lab member's is refused.
 from __future__ import annotations
 
 import io
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -83,10 +84,16 @@ def jump(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jump]:
             "-e", f"AUTHORIZED_KEY={stranger_pub}",
             "-v", f"{tmp / 'keys'}:{KEYS_FILE}:ro", "-v", f"{tmp / 'match.conf'}:{MATCH_FILE}:ro",
             "--entrypoint", "sh", IMAGE, "-c",
-            f"{' '.join(useradd)} && sshd -t && exec /usr/local/bin/entrypoint.sh",
+            # `sshd -t`: the rendered Match block must be a valid sshd configuration
+            f"{' '.join(useradd)} && ssh-keygen -A >/dev/null && sshd -t "
+            "&& exec /usr/local/bin/entrypoint.sh",
         )  # fmt: skip
         docker("network", "connect", net, bastion)
-        _wait_listening(bastion)
+        try:
+            _wait_listening(bastion)
+        except AssertionError:
+            logs = subprocess.run(["docker", "logs", bastion], capture_output=True, text=True)
+            raise AssertionError(f"the bastion's sshd did not start:\n{logs.stderr}") from None
         _wait_listening(login)
         port = int(docker("port", bastion, "22/tcp").splitlines()[0].rsplit(":", 1)[1])
         yield Jump(port, login_ip, member, stranger)
