@@ -35,7 +35,6 @@ from faultlib import (
     definition,
     diagnostics,
     healthy,
-    restart_engine,
     rogue_wireguard_peer,
     sacct_states,
     scraped_up,
@@ -308,36 +307,3 @@ def test_9_the_sites_node_exporter_outlives_its_first_node(cluster: Path) -> Non
         f"{took:.0f}s without it"
     )
     assert_healthy(within=120)
-
-
-def test_5_docker_engine_restarted_everything_returns(cluster: Path) -> None:
-    """A reboot of the one host: dockerd stopped (it stops every container) and started. Every
-    service comes back by its restart policy, Prometheus and the exporters included; the queue
-    is as it was; nodes idle; no command typed."""
-    assert_healthy()
-    queued = submit("--nodes=2 --begin=now+2hours --wrap hostname")
-    held = submit("--hold --nodes=1 --wrap hostname")
-    wait_saved(ctl_clock())
-    names = set(docker("ps", "--filter", f"name={NAME}-", "--format", "{{.Names}}").stdout.split())
-    t0 = time.monotonic()
-    engine = restart_engine()
-
-    def all_back() -> set[str]:
-        out = docker("ps", "--filter", f"name={NAME}-", "--format", "{{.Names}}", check=False)
-        return names - set(out.stdout.split()) or {""}
-
-    try:
-        wait_for("every container running again", lambda: all_back() == {""}, 180, 2)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; still gone: {sorted(all_back())}") from None
-    back = time.monotonic() - t0
-    healed = assert_healthy(within=180)
-    assert squeue_state(queued) == "PENDING" and squeue_state(held) == "PENDING"
-    assert "JobHeldUser" in ctl("squeue", "-h", "-j", held, "-o", "%r")
-    scraped_up("local", scrapes=2, timeout=60)
-    scraped_up("cloud", scrapes=1, timeout=30)
-    ctl("scancel", queued, held)
-    print(
-        f"engine restart: dockerd back in {engine:.0f}s, all {len(names)} containers running "
-        f"{back:.0f}s after the stop, nodes healthy {healed:.0f}s later; queue intact"
-    )
